@@ -1,0 +1,1 @@
+"""twostep: two-step verification for Keycloak deployments, as an OpenID Connect provider."""
