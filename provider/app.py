@@ -1,0 +1,93 @@
+"""create_app(config_path): reads the settings and wires everything. Nothing else."""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from flask import Flask
+
+from provider import demo, web
+from provider.clock import Clock, SystemClock
+from provider.directory import Directory
+from provider.directory.builtin import BuiltinDirectory
+from provider.directory.passwords import HashParameters, PasswordHasher
+from provider.login import views as login_views
+from provider.login.engine import LoginEngine
+from provider.login.services import Services
+from provider.login.state import FlowStore
+from provider.oidc import views as oidc_views
+from provider.oidc.keys import SigningKeys
+from provider.oidc.server import TwostepAuthorizationServer
+from provider.oidc.sessions import SessionStore
+from provider.oidc.tokens import TokenService
+from provider.settings import Settings, load_settings
+from provider.storage.sql import open_database
+from provider.storage.state import StateStore, open_state_store
+
+DEFAULT_CONFIG = "config/demo.yaml"
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+log = logging.getLogger("twostep")
+
+
+@dataclass(frozen=True)
+class Twostep:
+    """Everything a request may need, built once per process."""
+
+    settings: Settings
+    clock: Clock
+    state: StateStore
+    directory: Directory
+    keys: SigningKeys
+    tokens: TokenService
+    sessions: SessionStore
+    engine: LoginEngine
+    server: TwostepAuthorizationServer
+
+
+def config_path(explicit: str | None = None) -> str:
+    return explicit or os.environ.get("TWOSTEP_CONFIG") or DEFAULT_CONFIG
+
+
+def build(settings: Settings, clock: Clock | None = None) -> Twostep:
+    clock = clock or SystemClock()
+    state = open_state_store(settings.state.url, clock)
+    directory = open_directory(settings)
+    keys = SigningKeys.load_or_create(settings.resolve(settings.keys.path))
+    tokens = TokenService(state, keys, clock, settings.tokens, settings.issuer)
+    sessions = SessionStore(state, clock, settings.tokens.session_ttl)
+    engine = LoginEngine(settings.parsed_flows, FlowStore(state, clock), Services(directory, clock), clock,
+                         settings.state.flow_ttl)
+    server = TwostepAuthorizationServer(settings, tokens, keys, directory, clock)
+    return Twostep(settings, clock, state, directory, keys, tokens, sessions, engine, server)
+
+
+def open_directory(settings: Settings) -> BuiltinDirectory:
+    p = settings.directory.password_hash
+    hasher = PasswordHasher(HashParameters(p.memory_cost, p.time_cost, p.parallelism))
+    return BuiltinDirectory(open_database(settings.storage.url, settings.base_dir), hasher)
+
+
+def create_app(path: str | None = None, *, clock: Clock | None = None) -> Flask:
+    settings = load_settings(config_path(path))
+    twostep = build(settings, clock)
+    app = Flask(__name__, template_folder=str(TEMPLATES), static_folder=str(TEMPLATES / "static"))
+    app.secret_key = settings.secret_key.get_secret_value()
+    app.extensions["twostep"] = twostep
+    web.install(app, https=settings.is_https)
+    twostep.server.init_app(app)
+    app.register_blueprint(oidc_views.bp)
+    app.register_blueprint(login_views.bp)
+    if settings.demo and settings.demo.relying_party:
+        app.register_blueprint(demo.bp)
+        _seed_demo_users(settings, twostep.directory)
+    log.info("twostep ready: issuer %s, %d client(s), flows %s", settings.issuer, len(settings.clients),
+             ", ".join(sorted(settings.parsed_flows)))
+    return app
+
+
+def _seed_demo_users(settings: Settings, directory: BuiltinDirectory) -> None:
+    for user in settings.demo.users:
+        if directory.find(user.username) is None:
+            directory.add_user(user.username, user.password.get_secret_value(), name=user.name, email=user.email)

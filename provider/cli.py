@@ -1,0 +1,154 @@
+"""The `twostep` command: serve, check-config, users, keys."""
+from __future__ import annotations
+
+import argparse
+import getpass
+import logging
+import sys
+from collections.abc import Sequence
+
+from provider.app import config_path, open_directory
+from provider.errors import TwostepError
+from provider.oidc import keys as signing_keys
+from provider.settings import Settings, SettingsError, load_settings
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return 2
+    try:
+        return args.run(args) or 0
+    except SettingsError as error:
+        _fail("the settings are not valid:\n  " + "\n  ".join(error.problems))
+    except (TwostepError, ValueError) as error:
+        _fail(str(getattr(error, "detail", "") or error))
+    return 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="twostep", description="Two-step verification for Keycloak deployments.")
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("--config", help="settings file (default: $TWOSTEP_CONFIG, then config/demo.yaml)")
+    commands = parser.add_subparsers(title="commands")
+
+    serve = commands.add_parser("serve", parents=[parent], help="serve on a loopback port (development)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.set_defaults(run=_serve)
+
+    check = commands.add_parser("check-config", parents=[parent], help="validate the settings and flows")
+    check.set_defaults(run=_check_config)
+
+    users = commands.add_parser("users", help="manage the built-in directory").add_subparsers(title="users")
+    add = users.add_parser("add", parents=[parent], help="add a user")
+    add.add_argument("username")
+    add.add_argument("--email")
+    add.add_argument("--name")
+    add.add_argument("--group", action="append", default=[], dest="groups")
+    add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    add.set_defaults(run=_users_add)
+    listing = users.add_parser("list", parents=[parent], help="list users")
+    listing.set_defaults(run=_users_list)
+    passwd = users.add_parser("passwd", parents=[parent], help="set a user's password")
+    passwd.add_argument("username")
+    passwd.add_argument("--password-stdin", action="store_true")
+    passwd.set_defaults(run=_users_passwd)
+    disable = users.add_parser("disable", parents=[parent], help="disable a user")
+    disable.add_argument("username")
+    disable.set_defaults(run=_users_disable)
+
+    keys = commands.add_parser("keys", help="manage signing keys").add_subparsers(title="keys")
+    rotate = keys.add_parser("rotate", parents=[parent], help="add a new signing key; older keys stay published")
+    rotate.set_defaults(run=_keys_rotate)
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(config_path(args.config))
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from werkzeug.serving import run_simple
+
+    from provider.app import create_app
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app = create_app(args.config)
+    settings = app.extensions["twostep"].settings
+    print(f"twostep is serving {settings.issuer} on http://{args.host}:{args.port}", flush=True)
+    if settings.demo and settings.demo.relying_party:
+        print(f"Demo application: {settings.issuer}/demo/", flush=True)
+        for user in settings.demo.users:
+            print(f"  sign in as {user.username!r} with password {user.password.get_secret_value()!r}", flush=True)
+    # Threaded: the demo relying party calls back into this same server.
+    run_simple(args.host, args.port, app, threaded=True, use_reloader=False)
+    return 0
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    print(f"OK: {config_path(args.config)} (issuer {settings.issuer})")
+    for client in settings.clients:
+        kind = "public, PKCE" if client.is_public else "confidential" + (", PKCE" if client.require_pkce else "")
+        print(f"  client {client.client_id}: {kind}, flow {client.flow}, {len(client.redirect_uris)} redirect URI(s)")
+    for name, flow in sorted(settings.parsed_flows.items()):
+        print(f"  flow {name}: " + " -> ".join(step.type_name for step in flow.steps))
+    return 0
+
+
+def _users_add(args: argparse.Namespace) -> int:
+    directory = open_directory(_settings(args))
+    user = directory.add_user(args.username, _new_password(args.password_stdin), email=args.email,
+                              name=args.name, groups=tuple(args.groups))
+    print(f"added {user.username} ({user.id})")
+    return 0
+
+
+def _users_list(args: argparse.Namespace) -> int:
+    for user in open_directory(_settings(args)).list_users():
+        state = "disabled" if user.disabled else "active"
+        groups = ",".join(user.groups) or "-"
+        print(f"{user.username}\t{user.id}\t{state}\t{user.email or '-'}\t{groups}")
+    return 0
+
+
+def _users_passwd(args: argparse.Namespace) -> int:
+    open_directory(_settings(args)).set_password(args.username, _new_password(args.password_stdin))
+    print(f"password changed for {args.username}")
+    return 0
+
+
+def _users_disable(args: argparse.Namespace) -> int:
+    open_directory(_settings(args)).disable(args.username)
+    print(f"disabled {args.username}")
+    return 0
+
+
+def _keys_rotate(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    kid = signing_keys.rotate(settings.resolve(settings.keys.path))
+    print(f"new signing key {kid}; restart twostep to sign with it. Older keys stay published.")
+    return 0
+
+
+def _new_password(from_stdin: bool) -> str:
+    if from_stdin or not sys.stdin.isatty():
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass.getpass("New password: ")
+        if getpass.getpass("Repeat it: ") != password:
+            raise ValueError("the passwords do not match")
+    if not password:
+        raise ValueError("the password is empty")
+    return password
+
+
+def _fail(message: str) -> None:
+    print(f"twostep: {message}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""The login engine: walks a flow's steps over a FlowState. Knows nothing of HTTP.
+
+A GET asks `current()` what to show; a POST goes to `submit()`, which accepts a form only
+for the step and version the page was rendered for: a stale, replayed or crafted POST
+changes nothing and the user is shown the current step again.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Mapping
+
+from provider.clock import Clock
+from provider.login.flows import Flow
+from provider.login.outcomes import Done, Fail, Next, Render, Stay
+from provider.login.services import Services
+from provider.login.state import FlowNotFound, FlowState, FlowStore
+
+
+def browser_digest(browser_token: str) -> str:
+    return hashlib.sha256(browser_token.encode()).hexdigest()
+
+
+class LoginEngine:
+    def __init__(
+        self, flows: Mapping[str, Flow], store: FlowStore, services: Services, clock: Clock, ttl: int
+    ) -> None:
+        self._flows = flows
+        self._store = store
+        self._services = services
+        self._clock = clock
+        self._ttl = ttl
+
+    def start(self, *, flow: str, client_id: str, request: dict[str, str], browser_token: str) -> FlowState:
+        hint = request.get("login_hint", "")[:255] or None
+        return self._store.create(
+            flow=flow,
+            client_id=client_id,
+            browser=browser_digest(browser_token),
+            request=request,
+            expires_at=self._clock.now() + self._ttl,
+            username=hint,
+        )
+
+    def load(self, flow_id: str, browser_token: str) -> FlowState:
+        """The flow, if it exists and belongs to this browser (else FlowNotFound)."""
+        state = self._store.load(flow_id)
+        if not hmac.compare_digest(state.browser, browser_digest(browser_token)):
+            raise FlowNotFound(flow_id)
+        return state
+
+    def current(self, state: FlowState) -> Render:
+        """What to show for this flow now: its current step, with the last error if any."""
+        step = self._flows[state.flow].steps[state.step]
+        screen = step.show(state, self._services)
+        return Render(screen.screen, {**screen.values, "error": state.error, "version": state.version})
+
+    def submit(self, state: FlowState, version: str, form: Mapping[str, str]) -> Done | Fail | None:
+        """Submit the current step. None means: show the current step again."""
+        if version != str(state.version):
+            return None  # not the page of the current step: back button, double submit, crafted POST
+        step = self._flows[state.flow].steps[state.step]
+        outcome = step.submit(state, form, self._services)
+        if isinstance(outcome, Fail):
+            self._store.finish(state)
+            return outcome
+        if isinstance(outcome, Stay):
+            self._store.save(state, outcome.state.evolve(error=outcome.error))
+            return None
+        assert isinstance(outcome, Next)
+        return self._advance(state, outcome.state)
+
+    def _advance(self, old: FlowState, state: FlowState) -> Done | None:
+        steps = self._flows[state.flow].steps
+        index = state.step + 1
+        while index < len(steps) and not steps[index].applies(state, self._services):
+            index += 1
+        state = state.evolve(step=index, error=None, data={})
+        if index < len(steps):
+            self._store.save(old, state)
+            return None
+        # Consume the flow: of two requests racing to complete it, only one gets Done.
+        if not self._store.finish(old):
+            return None
+        return Done(state)

@@ -1,0 +1,1 @@
+"""The OpenID Connect provider: Authlib's authorization server wired to twostep's stores."""

@@ -1,0 +1,165 @@
+"""The ``redis://`` and ``rediss://`` state store: records shared by every instance of the
+provider. Each operation is one native command or one small Lua script, so it is atomic on
+the server whatever the number of clients (see ``StateStore`` for the contract)."""
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable
+from typing import Concatenate, ParamSpec, TypeVar
+from urllib.parse import urlsplit
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from provider.errors import ConfigurationError, ServiceUnavailable
+from provider.storage.state import DEFAULT_TIMEOUT, require_positive_ttl
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+# Errors that mean "Redis cannot serve us right now" rather than "we sent a bad command".
+# ReadOnlyError: a connection still points at a primary that was demoted by a failover.
+UNREACHABLE = (redis.ConnectionError, redis.TimeoutError, redis.ReadOnlyError)
+
+# INCR, and start the window when this call created the counter.
+INCR_WITH_EXPIRY = """
+local count = redis.call('INCR', KEYS[1])
+if count == 1 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+end
+return count
+"""
+
+# SET only if the current value is ARGV[1] (a missing key reads as false, never equal).
+REPLACE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  return 1
+end
+return 0
+"""
+
+# SET ARGV[1] only if it is greater than the current number (or there is none); a current
+# value that is not a number fails the script, as int() fails in the memory store.
+RAISE_TO = """
+local current = redis.call('GET', KEYS[1])
+if current and tonumber(current) >= tonumber(ARGV[1]) then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"""
+
+
+def _unavailable_when_unreachable(
+    method: Callable[Concatenate[RedisStateStore, P], R],
+) -> Callable[Concatenate[RedisStateStore, P], R]:
+    """Turn a connection failure or timeout into ServiceUnavailable, whose detail names the
+    server but never its password, so callers handle one error whatever the store."""
+
+    @functools.wraps(method)
+    def guarded(store: RedisStateStore, *args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(store, *args, **kwargs)
+        except UNREACHABLE as exc:
+            raise ServiceUnavailable(store._describe_failure(exc)) from exc
+
+    return guarded
+
+
+class RedisStateStore:
+    """A ``StateStore`` on one Redis database; every key is written as ``prefix + key``."""
+
+    def __init__(self, client: redis.Redis, prefix: str = "twostep:") -> None:
+        self._client = client
+        self._prefix = prefix
+        self._incr = client.register_script(INCR_WITH_EXPIRY)
+        self._replace = client.register_script(REPLACE)
+        self._raise_to = client.register_script(RAISE_TO)
+
+    @classmethod
+    def from_url(
+        cls, url: str, prefix: str = "twostep:", timeout: float = DEFAULT_TIMEOUT
+    ) -> RedisStateStore:
+        """Connect lazily (the first call connects) with every call bounded by ``timeout``.
+
+        No retries: a retried GETDEL or INCR whose first reply was lost would apply twice.
+        """
+        try:
+            client = redis.Redis.from_url(
+                url,
+                socket_timeout=timeout,
+                socket_connect_timeout=timeout,
+                retry=Retry(NoBackoff(), 0),
+                decode_responses=True,
+            )
+        except ValueError as exc:
+            raise ConfigurationError(f"state store URL {_without_credentials(url)}: {exc}") from exc
+        return cls(client, prefix)
+
+    @_unavailable_when_unreachable
+    def get(self, key: str) -> str | None:
+        return self._client.get(self._prefix + key)
+
+    @_unavailable_when_unreachable
+    def put(self, key: str, value: str, ttl: float) -> None:
+        self._client.set(self._prefix + key, value, px=_milliseconds(ttl))
+
+    @_unavailable_when_unreachable
+    def add(self, key: str, value: str, ttl: float) -> bool:
+        return bool(self._client.set(self._prefix + key, value, px=_milliseconds(ttl), nx=True))
+
+    @_unavailable_when_unreachable
+    def delete(self, key: str) -> bool:
+        return self._client.delete(self._prefix + key) > 0
+
+    @_unavailable_when_unreachable
+    def take(self, key: str) -> str | None:
+        return self._client.getdel(self._prefix + key)
+
+    @_unavailable_when_unreachable
+    def swap(self, key: str, value: str, ttl: float) -> str | None:
+        return self._client.set(self._prefix + key, value, px=_milliseconds(ttl), get=True)
+
+    @_unavailable_when_unreachable
+    def replace(self, key: str, expected: str, value: str, ttl: float) -> bool:
+        keys = [self._prefix + key]
+        return self._replace(keys=keys, args=[expected, value, _milliseconds(ttl)]) == 1
+
+    @_unavailable_when_unreachable
+    def incr(self, key: str, ttl: float) -> int:
+        return int(self._incr(keys=[self._prefix + key], args=[_milliseconds(ttl)]))
+
+    @_unavailable_when_unreachable
+    def raise_to(self, key: str, value: int, ttl: float) -> bool:
+        keys = [self._prefix + key]
+        return self._raise_to(keys=keys, args=[int(value), _milliseconds(ttl)]) == 1
+
+    @_unavailable_when_unreachable
+    def ping(self) -> None:
+        self._client.ping()
+
+    def _describe_failure(self, exc: Exception) -> str:
+        """What went wrong and where, for the log: host, port and database, no credentials."""
+        options = self._client.connection_pool.connection_kwargs
+        host, port = options.get("host", "localhost"), options.get("port", 6379)
+        where = options.get("path") or f"{host}:{port}"
+        message = str(exc)
+        password = options.get("password")
+        if password:
+            message = message.replace(password, "***")
+        return f"Redis at {where} db {options.get('db', 0)}: {type(exc).__name__}: {message}"
+
+
+def _milliseconds(ttl: float) -> int:
+    """PX wants whole milliseconds; round up so a tiny TTL never becomes 0 (an error)."""
+    require_positive_ttl(ttl)
+    return math.ceil(ttl * 1000)
+
+
+def _without_credentials(url: str) -> str:
+    """scheme://host:port/db: the URL minus user, password and query options."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
