@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test lint clean
+.PHONY: install run test lint services clean
 
 install: $(STAMP)
 
@@ -17,9 +17,17 @@ $(STAMP): setup.cfg pyproject.toml
 run: install
 	$(BIN)/twostep serve --config config/demo.yaml
 
-test: install
+test: install services
 	$(BIN)/ruff check provider tests
 	$(BIN)/pytest
+
+# The tests use a real Redis (their fixture starts redis-server on a free port when none answers
+# on 127.0.0.1:6379) and a real PostgreSQL on 127.0.0.1:5432. Install or start what is missing.
+services:
+	@command -v redis-server >/dev/null || { command -v apt-get >/dev/null && apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; } || true
+	@pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null || { command -v pg_ctlcluster >/dev/null && \
+		pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql | head -n1) main start; } || true
 
 lint: install
 	$(BIN)/ruff check provider tests

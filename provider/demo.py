@@ -8,6 +8,8 @@ import hashlib
 import secrets
 
 import requests
+from joserfc import jwt
+from joserfc.jwk import KeySet
 from flask import Blueprint, abort, current_app, redirect, render_template, request, session, url_for
 
 from provider.web import check_csrf
@@ -80,8 +82,9 @@ def _redeem(settings, client, code: str, pending: dict) -> dict:
     tokens = requests.post(f"{settings.issuer}/token", data=form, auth=auth, timeout=10).json()
     if "id_token" not in tokens:
         return {"error": tokens.get("error", "token request failed")}
-    keys = current_app.extensions["twostep"].keys
-    claims = keys.verify(tokens["id_token"]).claims
+    # Verified against the published JWKS, as a relying party elsewhere would.
+    jwks = KeySet.import_key_set(requests.get(f"{settings.issuer}/jwks", timeout=10).json())
+    claims = jwt.decode(tokens["id_token"], jwks, algorithms=["RS256"]).claims
     if claims.get("nonce") != pending["nonce"] or claims.get("aud") != client.client_id:
         return {"error": "the ID token does not belong to this sign-in"}
     userinfo = requests.get(f"{settings.issuer}/userinfo", timeout=10,

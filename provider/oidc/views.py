@@ -30,7 +30,6 @@ from provider.web import browser_token, check_csrf, error_page
 
 bp = Blueprint("oidc", __name__)
 
-SESSION_COOKIE = "twostep_sso"
 RESTART = "restart"
 MAX_PARAMETER = 2048
 
@@ -137,7 +136,7 @@ def logout():
     client = app.settings.client(client_id) if isinstance(client_id, str) else None
     if target and (client is None or target not in client.post_logout_redirect_uris):
         return error_page("The application asked to return to an address it has not registered.", 400)
-    sso = app.sessions.get(request.cookies.get(SESSION_COOKIE))
+    sso = app.sessions.get(request.cookies.get(_sso_cookie()))
     confirmed = request.method == "POST" and request.form.get("confirm") == "yes"
     if confirmed:
         check_csrf()
@@ -147,14 +146,14 @@ def logout():
         app.sessions.end(sso.id)
     response = (redirect(add_params_to_uri(target, _state_param()), 303) if target
                 else Response(render_template("logged_out.html"), 200))
-    response.delete_cookie(SESSION_COOKIE, path="/")
+    response.delete_cookie(_sso_cookie(), path="/", secure=app.settings.is_https)
     return response
 
 
 def finish_login(state: FlowState) -> Response:
     """A flow is done: start a fresh SSO session and answer the stored authorization request."""
     app = twostep()
-    old = request.cookies.get(SESSION_COOKIE)
+    old = request.cookies.get(_sso_cookie())
     if old:
         app.sessions.end(old)
     amr = (*state.amr, "mfa") if len(state.amr) >= 2 else state.amr
@@ -163,10 +162,15 @@ def finish_login(state: FlowState) -> Response:
     req = OAuth2Request("GET", f"{app.settings.issuer}/authorize")
     req.payload = BasicOAuth2Payload(state.request)
     response = _authorization_response(req, login, status=303)
-    response.set_cookie(SESSION_COOKIE, sso.id, max_age=app.settings.tokens.session_ttl, httponly=True,
+    response.set_cookie(_sso_cookie(), sso.id, max_age=app.settings.tokens.session_ttl, httponly=True,
                         samesite="Lax", secure=app.settings.is_https, path="/")
     session.pop(RESTART, None)
     return response
+
+
+def _sso_cookie() -> str:
+    # The __Host- prefix pins the cookie to this host, path / and https (RFC 6265bis 4.1.3.2).
+    return "__Host-twostep-sso" if twostep().settings.is_https else "twostep_sso"
 
 
 def _authorization_response(req: OAuth2Request, login: FinishedLogin, status: int) -> Response:
@@ -195,7 +199,7 @@ def _authorization_error(error: OAuth2Error):
 def _usable_session(app) -> SsoSession | None:
     """The SSO session, if this request may reuse it (no prompt=login, max_age satisfied,
     and the client's flow already completed in it)."""
-    sso = app.sessions.get(request.cookies.get(SESSION_COOKIE))
+    sso = app.sessions.get(request.cookies.get(_sso_cookie()))
     client = app.settings.client(request.values.get("client_id", ""))
     if sso is None or client is None or "login" in request.values.get("prompt", "").split():
         return None
