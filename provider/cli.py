@@ -17,7 +17,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "run"):
-        parser.print_help()
+        # `twostep` or `twostep users` alone: the help of what was named.
+        getattr(args, "group", parser).print_help()
         return 2
     try:
         return args.run(args) or 0
@@ -42,7 +43,9 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check-config", parents=[parent], help="validate the settings and flows")
     check.set_defaults(run=_check_config)
 
-    users = commands.add_parser("users", help="manage the built-in directory").add_subparsers(title="users")
+    group = commands.add_parser("users", help="manage the built-in directory")
+    group.set_defaults(group=group)
+    users = group.add_subparsers(title="users")
     add = users.add_parser("add", parents=[parent], help="add a user")
     add.add_argument("username")
     add.add_argument("--email")
@@ -60,7 +63,9 @@ def _parser() -> argparse.ArgumentParser:
     disable.add_argument("username")
     disable.set_defaults(run=_users_disable)
 
-    keys = commands.add_parser("keys", help="manage signing keys").add_subparsers(title="keys")
+    group = commands.add_parser("keys", help="manage signing keys")
+    group.set_defaults(group=group)
+    keys = group.add_subparsers(title="keys")
     rotate = keys.add_parser("rotate", parents=[parent], help="add a new signing key; older keys stay published")
     rotate.set_defaults(run=_keys_rotate)
     return parser

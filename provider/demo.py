@@ -8,9 +8,9 @@ import hashlib
 import secrets
 
 import requests
+from flask import Blueprint, abort, current_app, redirect, render_template, request, session, url_for
 from joserfc import jwt
 from joserfc.jwk import KeySet
-from flask import Blueprint, abort, current_app, redirect, render_template, request, session, url_for
 
 from provider.web import check_csrf
 

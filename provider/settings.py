@@ -7,15 +7,27 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args, get_origin
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 
 from provider.login.flows import Flow, FlowProblem, parse_flow
+from provider.storage import sql, state
+
+DEFAULT_FLOWS = "../flows"
 
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -32,13 +44,29 @@ class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _url_with_scheme(url: str, schemes: tuple[str, ...]) -> str:
+    if urlsplit(url).scheme.lower() not in schemes:
+        raise ValueError("a URL starting with " + " or ".join(f"{scheme}://" for scheme in schemes))
+    return url
+
+
 class StateSettings(Model):
     url: str = "memory://"
     flow_ttl: int = Field(600, ge=60, le=3600, description="seconds a login may take")
 
+    @field_validator("url")
+    @classmethod
+    def _known_store(cls, url: str) -> str:
+        return _url_with_scheme(url, state.ACCEPTED_SCHEMES)
+
 
 class StorageSettings(Model):
     url: str = "sqlite:///var/twostep.db"
+
+    @field_validator("url")
+    @classmethod
+    def _known_database(cls, url: str) -> str:
+        return _url_with_scheme(url, tuple(scheme.removesuffix("://") for scheme in sql.ACCEPTED_SCHEMES))
 
 
 class KeySettings(Model):
@@ -69,31 +97,32 @@ class TokenSettings(Model):
     session_ttl: int = Field(28800, ge=300, le=30 * 86400, description="SSO session lifetime")
 
 
+def _absolute_without_fragment(uri: str) -> str:
+    # RFC 6749 3.1.2: absolute URI, no fragment.
+    parts = urlsplit(uri)
+    if not parts.scheme or not parts.netloc or parts.fragment:
+        raise ValueError(f"an absolute URI without a fragment, e.g. https://app.example.com/callback, found {uri!r}")
+    return uri
+
+
+RedirectURI = Annotated[str, AfterValidator(_absolute_without_fragment)]
+
+
 class ClientSettings(Model):
     client_id: str = Field(min_length=1, max_length=255)
     client_secret: SecretStr | None = None
     name: str | None = None
-    redirect_uris: list[str] = Field(min_length=1)
-    post_logout_redirect_uris: list[str] = []
+    redirect_uris: list[RedirectURI] = Field(min_length=1)
+    post_logout_redirect_uris: list[RedirectURI] = []
     flow: str = "default"
     require_pkce: bool = True
     scopes: list[str] = ["openid", "profile", "email", "phone", "offline_access"]
-
-    @field_validator("redirect_uris", "post_logout_redirect_uris")
-    @classmethod
-    def _absolute_without_fragment(cls, uris: list[str]) -> list[str]:
-        # RFC 6749 3.1.2: absolute URI, no fragment.
-        for uri in uris:
-            parts = urlsplit(uri)
-            if not parts.scheme or not parts.netloc or parts.fragment:
-                raise ValueError(f"{uri!r} is not an absolute URI without a fragment")
-        return uris
 
     @field_validator("client_secret")
     @classmethod
     def _long_secret(cls, secret: SecretStr | None) -> SecretStr | None:
         if secret is not None and len(secret.get_secret_value()) < 16:
-            raise ValueError("a client secret must be at least 16 characters")
+            raise ValueError("at least 16 characters (or no client_secret at all, for a public client)")
         return secret
 
     @property
@@ -117,14 +146,14 @@ class DemoSettings(Model):
 
 class Settings(Model):
     issuer: str
-    secret_key: SecretStr = Field(min_length=32)
+    secret_key: SecretStr
     state: StateSettings = StateSettings()
     storage: StorageSettings = StorageSettings()
     encryption_key: SecretStr | None = None
     keys: KeySettings = KeySettings()
     directory: DirectorySettings = BuiltinDirectorySettings(type="builtin")
     tokens: TokenSettings = TokenSettings()
-    flows: str | dict[str, Any] = "../flows"
+    flows: str | dict[str, Any] = DEFAULT_FLOWS
     clients: list[ClientSettings] = Field(min_length=1)
     demo: DemoSettings | None = None
 
@@ -140,6 +169,21 @@ class Settings(Model):
     @property
     def parsed_flows(self) -> dict[str, Flow]:
         return self._flows
+
+    @field_validator("secret_key")
+    @classmethod
+    def _long_secret_key(cls, secret: SecretStr) -> SecretStr:
+        if len(secret.get_secret_value()) < 32:
+            raise ValueError("at least 32 characters, e.g. the output of"
+                             " python3 -c 'import secrets; print(secrets.token_urlsafe())'")
+        return secret
+
+    @field_validator("flows", mode="before")
+    @classmethod
+    def _folder_or_mapping(cls, flows: Any) -> Any:
+        if not isinstance(flows, str | dict):
+            raise ValueError("a folder of flow files (relative to this file) or a mapping of flow names to steps")
+        return flows
 
     @field_validator("issuer")
     @classmethod
@@ -166,23 +210,46 @@ def load_settings(path: str | os.PathLike[str], environ: Mapping[str, str] | Non
     """Read, interpolate and validate a settings file and its flows. Raises SettingsError."""
     path = Path(path)
     environ = os.environ if environ is None else environ
-    raw = _read_yaml(path)
-    problems: list[str] = []
-    raw = _interpolate(raw, environ, (), lambda where, what: problems.append(f"{path}: {_dotted(where)}: {what}"))
+    problems = _Problems()
+    raw = _interpolate(_read_yaml(path), environ, (), problems.missing_variable(path))
     if not isinstance(raw, dict):
-        raise SettingsError([f"{path}: expected a mapping of settings at the top level"])
+        raise SettingsError([f"{path}: (top level): expected a mapping of settings (issuer, secret_key, clients, ...)"
+                             f", found {_kind(raw)}"])
+    settings = None
     try:
         settings = Settings.model_validate(raw)
     except ValidationError as error:
-        problems += [f"{path}: {_dotted(e['loc'])}: {e['msg']}" for e in error.errors()]
-        raise SettingsError(problems) from None
-    settings._base_dir = path.parent.resolve()
-    flows, flow_problems = _load_flows(settings, path, environ)
-    problems += flow_problems + _cross_check(settings, flows, path)
-    if problems:
-        raise SettingsError(problems)
+        for e in error.errors():
+            problems.add(path, _yaml_path(raw, e["loc"]), _expected(e))
+    base_dir = path.parent.resolve()
+    flows, defined = _load_flows(raw.get("flows", DEFAULT_FLOWS), base_dir, path, environ, problems)
+    _cross_check(raw, defined, path, problems)
+    if problems.lines or settings is None:
+        raise SettingsError(problems.lines)
+    settings._base_dir = base_dir
     settings._flows = flows
     return settings
+
+
+class _Problems:
+    """"file: YAML path: what was expected" lines, in the order found. Where a variable was
+    missing, the empty value it left is not complained about a second time."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self._unset: set[tuple[str, str]] = set()
+
+    def add(self, file: Path | str, where: tuple | list | str, what: str) -> None:
+        dotted = _dotted(where)
+        if not any(f == str(file) and (dotted + ".").startswith(u + ".") for f, u in self._unset):
+            self.lines.append(f"{file}: {dotted}: {what}")
+
+    def missing_variable(self, file: Path) -> Callable[[tuple, str], None]:
+        def report(where: tuple, what: str) -> None:
+            self.add(file, where, what)
+            self._unset.add((str(file), _dotted(where)))
+
+        return report
 
 
 def _read_yaml(path: Path) -> Any:
@@ -190,7 +257,13 @@ def _read_yaml(path: Path) -> Any:
         with path.open(encoding="utf-8") as handle:
             return yaml.safe_load(handle)
     except OSError as error:
-        raise SettingsError([f"{path}: cannot read: {error.strerror}"]) from None
+        raise SettingsError([f"{path}: cannot read: {error.strerror or error}"]) from None
+    except UnicodeDecodeError as error:
+        raise SettingsError([f"{path}: not UTF-8 text (byte {error.start})"]) from None
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise SettingsError([f"{path}: {where}not valid YAML: {error.problem or error.context}"]) from None
     except yaml.YAMLError as error:
         raise SettingsError([f"{path}: not valid YAML: {error}"]) from None
 
@@ -206,55 +279,130 @@ def _interpolate(value: Any, environ: Mapping[str, str], where: tuple, report) -
 
     def substitute(match: re.Match[str]) -> str:
         name, default = match.group(1), match.group(2)
-        if name in environ and environ[name] != "":
+        if environ.get(name):
             return environ[name]
         if default is not None:
             return default
-        report(where, f"environment variable {name} is not set and has no default")
+        report(where, f"environment variable {name} is not set (or empty) and ${{{name}}} has no default;"
+                      f" set it, or write ${{{name}:-default}}")
         return ""
 
     return _VARIABLE.sub(substitute, value)
 
 
-def _load_flows(settings: Settings, path: Path, environ: Mapping[str, str]) -> tuple[dict[str, Flow], list[str]]:
-    sources: dict[str, tuple[str, Any]] = {}
-    problems: list[str] = []
-    if isinstance(settings.flows, dict):
-        for name, steps in settings.flows.items():
-            sources[str(name)] = (f"{path}: flows.{name}", steps)
-    else:
-        folder = settings.resolve(settings.flows)
+def _load_flows(
+    spec: Any, base_dir: Path, path: Path, environ: Mapping[str, str], problems: _Problems
+) -> tuple[dict[str, Flow], set[str] | None]:
+    """The parsed flows, and the names of all flows defined (broken ones too; None when
+    `flows` itself is malformed, which the model reports)."""
+    sources: dict[str, tuple[Path, str, Any]] = {}  # name -> (file, YAML path prefix, steps)
+    unreadable: set[str] = set()
+    if isinstance(spec, dict):
+        if not spec:
+            problems.add(path, "flows", "no flows; expected a mapping of flow names to lists of steps")
+        sources = {str(name): (path, f"flows.{name}", steps) for name, steps in spec.items()}
+    elif isinstance(spec, str):
+        folder = (base_dir / spec).resolve()
         files = sorted(folder.glob("*.yaml")) if folder.is_dir() else []
         if not files:
-            problems.append(f"{path}: flows: no flow files (*.yaml) in {folder}")
+            problems.add(path, "flows", f"expected a folder with flow files (*.yaml), found none in {folder}")
         for file in files:
-            def report(where: tuple, what: str, file: Path = file) -> None:
-                problems.append(f"{file}: {_dotted(where)}: {what}")
-
-            sources[file.stem] = (str(file), _interpolate(_read_yaml(file), environ, (), report))
+            try:
+                sources[file.stem] = (file, "", _interpolate(_read_yaml(file), environ, (),
+                                                             problems.missing_variable(file)))
+            except SettingsError as error:
+                problems.lines += error.problems
+                unreadable.add(file.stem)
+    else:
+        return {}, None
     flows: dict[str, Flow] = {}
-    for name, (where, steps) in sources.items():
+    for name, (file, prefix, steps) in sources.items():
         try:
             flows[name] = parse_flow(name, steps)
         except FlowProblem as problem:
-            problems += [f"{where}: {p}" for p in problem.problems]
-    return flows, problems
+            for where, what in problem.issues:
+                problems.add(file, _join(prefix, where), what)
+    return flows, set(sources) | unreadable
 
 
-def _cross_check(settings: Settings, flows: dict[str, Flow], path: Path) -> list[str]:
-    problems = []
+def _cross_check(raw: dict, flows: set[str] | None, path: Path, problems: _Problems) -> None:
+    """What no single field can see. Works on the raw mapping, so these problems are
+    reported together with the field problems."""
+    clients = raw.get("clients")
     seen: set[str] = set()
-    for i, client in enumerate(settings.clients):
-        if client.client_id in seen:
-            problems.append(f"{path}: clients.{i}.client_id: duplicate client_id {client.client_id!r}")
-        seen.add(client.client_id)
-        if flows and client.flow not in flows:
-            known = ", ".join(sorted(flows)) or "none"
-            problems.append(f"{path}: clients.{i}.flow: unknown flow {client.flow!r} (flows: {known})")
-    if settings.demo and settings.demo.relying_party and settings.demo.relying_party not in seen:
-        problems.append(f"{path}: demo.relying_party: no client with client_id {settings.demo.relying_party!r}")
-    return problems
+    for i, client in enumerate(clients if isinstance(clients, list) else []):
+        if not isinstance(client, dict):
+            continue
+        client_id, flow = client.get("client_id"), client.get("flow", "default")
+        if isinstance(client_id, str) and client_id in seen:
+            problems.add(path, f"clients.{i}.client_id", f"duplicate client_id {client_id!r}")
+        if isinstance(client_id, str):
+            seen.add(client_id)
+        if flows and isinstance(flow, str) and flow not in flows:
+            where = f"clients.{i}.flow" + ("" if "flow" in client else " (default)")
+            problems.add(path, where, f"unknown flow {flow!r}; expected one of: {', '.join(sorted(flows))}")
+    demo = raw.get("demo")
+    relying_party = demo.get("relying_party") if isinstance(demo, dict) else None
+    if isinstance(relying_party, str) and relying_party not in seen:
+        problems.add(path, "demo.relying_party", f"expected the client_id of a client, found {relying_party!r}")
 
 
-def _dotted(location: tuple | list) -> str:
+def _yaml_path(raw: Any, loc: tuple) -> list:
+    """Pydantic's error location as a YAML path: without the union tags pydantic inserts
+    (`directory.builtin.password_hash` is `directory.password_hash` in the file)."""
+    path, node = [], raw
+    for i, part in enumerate(loc):
+        if (isinstance(node, dict) and part in node) or (
+            isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        ):
+            path.append(part)
+            node = node[part]
+        elif isinstance(node, dict) and i == len(loc) - 1:
+            path.append(part)  # a required key that is missing
+    return path
+
+
+def _expected(error: Any) -> str:
+    if error["type"] == "extra_forbidden":
+        allowed = _allowed_keys(error["loc"][:-1])
+        return "unknown key" + (f"; expected one of: {', '.join(allowed)}" if allowed else "")
+    if error["type"] == "missing":
+        return "required, but missing"
+    return error["msg"].removeprefix("Value error, ")
+
+
+def _allowed_keys(loc: tuple) -> list[str]:
+    """The keys the model at this pydantic location accepts (for "unknown key" messages)."""
+    node: Any = Settings
+    for part in loc:
+        models = _models_in(node)
+        if isinstance(part, int):
+            node = get_args(node)[0] if get_origin(node) is list else None
+        elif fields := [m.model_fields[part] for m in models if part in m.model_fields]:
+            node = fields[0].annotation
+        elif tagged := [m for m in models if "type" in m.model_fields
+                        and part in get_args(m.model_fields["type"].annotation)]:
+            node = tagged[0]  # a tagged union: the member whose `type` is `part`
+        else:
+            return []
+    return sorted({key for model in _models_in(node) for key in model.model_fields})
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The model classes of `X`, `X | None` or `X | Y`."""
+    members = get_args(annotation) if get_origin(annotation) is not None else (annotation,)
+    return [m for m in members if isinstance(m, type) and get_origin(m) is None and issubclass(m, BaseModel)]
+
+
+def _join(prefix: str, where: str) -> str:
+    return ".".join(part for part in (prefix, where) if part)
+
+
+def _kind(value: Any) -> str:
+    return "nothing (an empty file)" if value is None else f"a {type(value).__name__}"
+
+
+def _dotted(location: tuple | list | str) -> str:
+    if isinstance(location, str):
+        return location or "(top level)"
     return ".".join(str(part) for part in location) or "(top level)"

@@ -11,9 +11,13 @@ from provider.login.steps import STEP_TYPES, Step
 
 
 class FlowProblem(Exception):
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("; ".join(problems))
-        self.problems = problems
+    """A flow cannot be used. `issues` are (YAML path within the flow, what was expected);
+    `problems` the same as "path: what" lines."""
+
+    def __init__(self, issues: list[tuple[str, str]]) -> None:
+        self.issues = issues
+        self.problems = [f"{where or '(top level)'}: {what}" for where, what in issues]
+        super().__init__("; ".join(self.problems))
 
 
 @dataclass(frozen=True)
@@ -24,17 +28,17 @@ class Flow:
 
 def parse_flow(name: str, raw: Any) -> Flow:
     if not isinstance(raw, list) or not raw:
-        raise FlowProblem(["(top level): expected a non-empty list of steps"])
-    steps, problems = [], []
+        raise FlowProblem([("", "expected a non-empty list of steps, the first being 'password'")])
+    steps, issues = [], []
     for index, item in enumerate(raw):
         try:
             steps.append(_parse_step(item))
         except FlowProblem as problem:
-            problems += [f"{index}.{p}" for p in problem.problems]
-    if not problems and steps[0].type_name != "password":
-        problems.append("0: the first step must be 'password' (who is signing in?)")
-    if problems:
-        raise FlowProblem(problems)
+            issues += [(f"{index}.{where}".rstrip("."), what) for where, what in problem.issues]
+    if not issues and steps[0].type_name != "password":
+        issues.append(("0", f"the first step must be 'password' (who is signing in?), found {steps[0].type_name!r}"))
+    if issues:
+        raise FlowProblem(issues)
     return Flow(name=name, steps=tuple(steps))
 
 
@@ -45,14 +49,26 @@ def _parse_step(item: Any) -> Step:
         type_name, options = next(iter(item.items()))
         options = {} if options is None else options
     else:
-        raise FlowProblem(["(step): expected a step name or a mapping of one step name to its options"])
-    cls = STEP_TYPES.get(type_name)
+        raise FlowProblem([("", "expected a step name, or a mapping of one step name to its options")])
+    cls = STEP_TYPES.get(type_name) if isinstance(type_name, str) else None
     if cls is None:
         valid = ", ".join(sorted(STEP_TYPES))
-        raise FlowProblem([f"{type_name}: unknown step type (valid: {valid})"])
+        raise FlowProblem([("", f"unknown step type {type_name!r}; expected one of: {valid}")])
     try:
         return cls(cls.Options.model_validate(options))
     except ValidationError as error:
-        raise FlowProblem(
-            [f"{type_name}.{'.'.join(map(str, e['loc'])) or '(options)'}: {e['msg']}" for e in error.errors()]
-        ) from None
+        issues = [(".".join(map(str, [type_name, *e["loc"]])), _expected(e, cls)) for e in error.errors()]
+        raise FlowProblem(issues) from None
+
+
+def _expected(error: Any, cls: type[Step]) -> str:
+    if error["type"] == "extra_forbidden" and len(error["loc"]) == 1:
+        allowed = ", ".join(sorted(cls.Options.model_fields))
+        if not allowed:
+            return f"unknown option; {cls.type_name!r} takes no options"
+        return f"unknown option; the options of {cls.type_name!r} are: {allowed}"
+    if error["type"] == "extra_forbidden":
+        return "unknown option"
+    if error["type"] == "missing":
+        return "required, but missing"
+    return error["msg"].removeprefix("Value error, ")
