@@ -4,11 +4,21 @@ endpoints."""
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
-from authlib.oauth2.rfc6749 import ClientMixin, InvalidRequestError, OAuth2Request, grants
+from authlib.oauth2.base import invalid_error_characters
+from authlib.oauth2.rfc6749 import (
+    ClientMixin,
+    InvalidRequestError,
+    OAuth2Request,
+    UnsupportedResponseTypeError,
+    grants,
+)
+from authlib.oauth2.rfc6749.authenticate_client import authenticate_client_secret_basic
+from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
@@ -81,6 +91,15 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
 
     AUTHORIZATION_CODE_LENGTH = 43  # 43 characters of 62 possible: 256 bits
+
+    @staticmethod
+    def validate_authorization_redirect_uri(request: OAuth2Request, client: Client) -> str:
+        # Authlib echoes a refused redirect_uri into error_description, which RFC 6749 5.2 limits
+        # to printable ASCII (a control character made that a ValueError): refuse without the echo.
+        uri = request.payload.redirect_uri
+        if uri and not client.check_redirect_uri(uri):
+            raise InvalidRequestError("'redirect_uri' is not registered for this client.")
+        return grants.AuthorizationCodeGrant.validate_authorization_redirect_uri(request, client)
 
     def save_authorization_code(self, code: str, request: OAuth2Request) -> None:
         self.server.save_code(code, request)
@@ -182,6 +201,16 @@ class TwostepOpenIDCode(OpenIDCode):
         return UserInfo(user_claims(user, scope))
 
 
+def _client_secret_basic(query_client: Callable[[str], Client | None], request: OAuth2Request) -> Client | None:
+    """RFC 6749 2.3.1. Authlib's header parser raises ValueError on a malformed header (not
+    base64, not UTF-8, nothing after "Basic"): that client simply failed to authenticate."""
+    try:
+        extract_basic_authorization(request.headers)
+    except ValueError:
+        return None
+    return authenticate_client_secret_basic(query_client, request)
+
+
 class TwostepRevocationEndpoint(RevocationEndpoint):
     CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
 
@@ -230,12 +259,32 @@ class TwostepAuthorizationServer(AuthorizationServer):
         self.register_endpoint(TwostepRevocationEndpoint)
         self.register_endpoint(TwostepIntrospectionEndpoint)
         self.register_extension(TwostepIssuerParameter(self.issuer))
+        self.register_client_auth_method("client_secret_basic", _client_secret_basic)
 
     def init_app(self, app, query_client=None, save_token=None) -> None:
         super().init_app(app, query_client=self.query_client, save_token=self.save_token)
 
     def query_client(self, client_id: str) -> Client | None:
         return self._clients.get(client_id) if isinstance(client_id, str) else None
+
+    def get_authorization_grant(self, request: OAuth2Request):
+        response_type = request.payload.response_type or ""
+        if invalid_error_characters(response_type):
+            # Authlib echoes a refused response_type into error_description, which RFC 6749 5.2
+            # limits to printable ASCII (building it raised ValueError): refuse without the echo.
+            raise UnsupportedResponseTypeError(response_type, redirect_uri=self._error_redirect_uri(request))
+        return super().get_authorization_grant(request)
+
+    def _error_redirect_uri(self, request: OAuth2Request) -> str | None:
+        """Where an authorization error may be sent: a known client's registered URI only
+        (RFC 6749 4.1.2.1), as Authlib decides it."""
+        client = self.query_client(request.payload.client_id)
+        if client is None:
+            return None
+        uri = request.payload.redirect_uri
+        if not uri:
+            return client.get_default_redirect_uri()
+        return uri if client.check_redirect_uri(uri) else None
 
     def save_token(self, token: dict[str, Any], request: OAuth2Request) -> None:
         pass  # the TokenService stored it when it was issued

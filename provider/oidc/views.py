@@ -3,6 +3,7 @@ login engine and back."""
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from authlib.common.urls import add_params_to_uri
 from authlib.oauth2 import OAuth2Error
@@ -69,6 +70,14 @@ def discovery() -> Response:
         "authorization_response_iss_parameter_supported": True,
         "claims_parameter_supported": False,
     })
+
+
+@bp.errorhandler(OAuth2Error)
+def oauth2_error(error: OAuth2Error) -> Response:
+    """An OAuth error Authlib raises before its own error handling (insecure_transport, when the
+    Host header names a non-loopback http address) is still an RFC 6749 5.2 answer, not a 500."""
+    current_app.logger.info("OAuth request refused: %s", error.error)
+    return twostep().server.handle_error_response(None, error)
 
 
 @bp.get("/jwks")
@@ -204,14 +213,19 @@ def _usable_session(app) -> SsoSession | None:
     if sso is None or client is None or "login" in request.values.get("prompt", "").split():
         return None
     max_age = request.values.get("max_age", "")
-    max_age_seconds = int(max_age) if max_age.isdigit() and len(max_age) < 10 else None
+    max_age_seconds = int(max_age) if _is_max_age(max_age) else None
     return sso if sso.satisfies(client.flow, max_age_seconds, app.clock.now()) else None
 
 
 def _check_max_age() -> None:
     value = request.values.get("max_age")
-    if value is not None and (not value.isdigit() or len(value) > 9):
+    if value is not None and not _is_max_age(value):
         raise InvalidRequestError("'max_age' must be a non-negative integer.")
+
+
+def _is_max_age(value: str) -> bool:
+    # ASCII digits only: str.isdigit() also accepts "²", which int() refuses.
+    return value.isascii() and value.isdigit() and len(value) <= 9
 
 
 def _login_from(sso: SsoSession) -> FinishedLogin:
@@ -225,8 +239,10 @@ def _single_values(req: OAuth2Request) -> dict[str, str]:
 
 
 def _restart_path(req: OAuth2Request) -> str:
-    """Where 'start again' goes: the same authorization request, as a local path only."""
-    return url_for("oidc.authorize", **_single_values(req))
+    """Where 'start again' goes: the same authorization request, as a local path only. The query
+    is encoded here, not by url_for, whose own arguments (endpoint, _external, _scheme, _anchor,
+    _method) a request could otherwise name."""
+    return f"{url_for('oidc.authorize')}?{urlencode(_single_values(req))}"
 
 
 def _state_param() -> list[tuple[str, str]]:
