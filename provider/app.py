@@ -7,12 +7,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from flask import Flask
+from sqlalchemy import Engine
 
 from provider import demo, web
 from provider.clock import Clock, SystemClock
 from provider.directory import Directory
 from provider.directory.builtin import BuiltinDirectory
 from provider.directory.passwords import HashParameters, PasswordHasher
+from provider.enrollment import EnrollmentStore
+from provider.enrollment.sql import SqlEnrollmentStore
 from provider.login import views as login_views
 from provider.login.engine import LoginEngine
 from provider.login.services import Services
@@ -23,6 +26,7 @@ from provider.oidc.server import TwostepAuthorizationServer
 from provider.oidc.sessions import SessionStore
 from provider.oidc.tokens import TokenService
 from provider.settings import Settings, load_settings
+from provider.storage.encryption import Encryptor
 from provider.storage.sql import open_database
 from provider.storage.state import StateStore, open_state_store
 
@@ -39,6 +43,7 @@ class Twostep:
     clock: Clock
     state: StateStore
     directory: Directory
+    enrollments: EnrollmentStore
     keys: SigningKeys
     tokens: TokenService
     sessions: SessionStore
@@ -53,20 +58,33 @@ def config_path(explicit: str | None = None) -> str:
 def build(settings: Settings, clock: Clock | None = None) -> Twostep:
     clock = clock or SystemClock()
     state = open_state_store(settings.state.url, clock)
-    directory = open_directory(settings)
+    database = open_database(settings.storage.url, settings.base_dir)
+    directory = open_directory(settings, database)
+    enrollments = open_enrollments(settings, database)
     keys = SigningKeys.load_or_create(settings.resolve(settings.keys.path))
     tokens = TokenService(state, keys, clock, settings.tokens, settings.issuer)
     sessions = SessionStore(state, clock, settings.tokens.session_ttl)
-    engine = LoginEngine(settings.parsed_flows, FlowStore(state, clock), Services(directory, clock), clock,
-                         settings.state.flow_ttl)
+    services = Services(directory=directory, clock=clock, enrollments=enrollments, state=state,
+                        encryptor=encryptor(settings), channels=settings.parsed_channels)
+    engine = LoginEngine(settings.parsed_flows, FlowStore(state, clock), services, clock, settings.state.flow_ttl)
     server = TwostepAuthorizationServer(settings, tokens, keys, directory, clock)
-    return Twostep(settings, clock, state, directory, keys, tokens, sessions, engine, server)
+    return Twostep(settings, clock, state, directory, enrollments, keys, tokens, sessions, engine, server)
 
 
-def open_directory(settings: Settings) -> BuiltinDirectory:
+def encryptor(settings: Settings) -> Encryptor | None:
+    key = settings.encryption_key
+    return Encryptor.from_secrets(key.get_secret_value()) if key else None
+
+
+def open_directory(settings: Settings, database: Engine | None = None) -> BuiltinDirectory:
     p = settings.directory.password_hash
     hasher = PasswordHasher(HashParameters(p.memory_cost, p.time_cost, p.parallelism))
-    return BuiltinDirectory(open_database(settings.storage.url, settings.base_dir), hasher)
+    return BuiltinDirectory(database or open_database(settings.storage.url, settings.base_dir), hasher)
+
+
+def open_enrollments(settings: Settings, database: Engine | None = None) -> SqlEnrollmentStore:
+    return SqlEnrollmentStore(database or open_database(settings.storage.url, settings.base_dir),
+                              encryptor(settings))
 
 
 def create_app(path: str | None = None, *, clock: Clock | None = None) -> Flask:

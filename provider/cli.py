@@ -1,13 +1,15 @@
-"""The `twostep` command: serve, check-config, users, keys."""
+"""The `twostep` command: serve, check-config, users, enrollments, keys."""
 from __future__ import annotations
 
 import argparse
+import datetime
 import getpass
 import logging
 import sys
 from collections.abc import Sequence
 
-from provider.app import config_path, open_directory
+from provider.app import config_path, open_directory, open_enrollments
+from provider.audit import audit
 from provider.errors import TwostepError
 from provider.oidc import keys as signing_keys
 from provider.settings import Settings, SettingsError, load_settings
@@ -20,6 +22,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # `twostep` or `twostep users` alone: the help of what was named.
         getattr(args, "group", parser).print_help()
         return 2
+    _audit_to_stderr()
     try:
         return args.run(args) or 0
     except SettingsError as error:
@@ -63,6 +66,18 @@ def _parser() -> argparse.ArgumentParser:
     disable.add_argument("username")
     disable.set_defaults(run=_users_disable)
 
+    group = commands.add_parser("enrollments", help="users' second-factor registrations")
+    group.set_defaults(group=group)
+    enrollments = group.add_subparsers(title="enrollments")
+    listing = enrollments.add_parser("list", parents=[parent], help="list a user's registrations")
+    listing.add_argument("username")
+    listing.set_defaults(run=_enrollments_list)
+    reset = enrollments.add_parser("reset", parents=[parent],
+                                   help="remove a user's registrations (lost phone): the next login enrols again")
+    reset.add_argument("username")
+    reset.add_argument("--channel", help="only this channel (default: all)")
+    reset.set_defaults(run=_enrollments_reset)
+
     group = commands.add_parser("keys", help="manage signing keys")
     group.set_defaults(group=group)
     keys = group.add_subparsers(title="keys")
@@ -100,7 +115,12 @@ def _check_config(args: argparse.Namespace) -> int:
         kind = "public, PKCE" if client.is_public else "confidential" + (", PKCE" if client.require_pkce else "")
         print(f"  client {client.client_id}: {kind}, flow {client.flow}, {len(client.redirect_uris)} redirect URI(s)")
     for name, flow in sorted(settings.parsed_flows.items()):
-        print(f"  flow {name}: " + " -> ".join(step.type_name for step in flow.steps))
+        acr = f" (acr {flow.acr})" if flow.acr else ""
+        print(f"  flow {name}{acr}: " + " -> ".join(step.type_name for step in flow.steps))
+    for name, channel in sorted(settings.parsed_channels.items()):
+        print(f"  channel {name}: {channel.type_name}")
+    for warning in settings.warnings:
+        print(f"warning: {warning}")
     return 0
 
 
@@ -132,6 +152,37 @@ def _users_disable(args: argparse.Namespace) -> int:
     return 0
 
 
+def _enrollments_list(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    user = _existing_user(settings, args.username)
+    audit("enrollments.listed", user_id=user.id, username=user.username, actor="cli")
+    for enrollment in open_enrollments(settings).list(user.id):
+        used = _when(enrollment.last_used_at) if enrollment.last_used_at else "never"
+        print(f"{enrollment.channel}\t{enrollment.kind}\tregistered {_when(enrollment.created_at)}\tlast used {used}")
+    return 0
+
+
+def _enrollments_reset(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    user = _existing_user(settings, args.username)
+    removed = open_enrollments(settings).delete(user.id, args.channel)
+    audit("factor.reset", user_id=user.id, username=user.username, channel=args.channel, actor="cli",
+          outcome="success", removed=removed)
+    print(f"removed {removed} registration(s) of {user.username}; their next login enrols again")
+    return 0
+
+
+def _existing_user(settings: Settings, username: str):
+    user = open_directory(settings).find(username)
+    if user is None:
+        raise ValueError(f"no user {username!r}")
+    return user
+
+
+def _when(timestamp: float) -> str:
+    return datetime.datetime.fromtimestamp(timestamp, datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
 def _keys_rotate(args: argparse.Namespace) -> int:
     settings = _settings(args)
     kid = signing_keys.rotate(settings.resolve(settings.keys.path))
@@ -149,6 +200,17 @@ def _new_password(from_stdin: bool) -> str:
     if not password:
         raise ValueError("the password is empty")
     return password
+
+
+def _audit_to_stderr() -> None:
+    """Administrative actions leave their audit line where the operator (and cron) sees it."""
+    logger = logging.getLogger("twostep.audit")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
 
 
 def _fail(message: str) -> None:

@@ -24,6 +24,7 @@ from pydantic import (
     field_validator,
 )
 
+from provider.channels import CHANNEL_TYPES, Channel
 from provider.login.flows import Flow, FlowProblem, parse_flow
 from provider.storage import sql, state
 
@@ -153,6 +154,7 @@ class Settings(Model):
     keys: KeySettings = KeySettings()
     directory: DirectorySettings = BuiltinDirectorySettings(type="builtin")
     tokens: TokenSettings = TokenSettings()
+    channels: dict[str, Any] = {}  # validated by each channel type's own model (load_settings)
     flows: str | dict[str, Any] = DEFAULT_FLOWS
     clients: list[ClientSettings] = Field(min_length=1)
     demo: DemoSettings | None = None
@@ -160,6 +162,8 @@ class Settings(Model):
     # Filled by load_settings, not by the file.
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
     _flows: dict[str, Flow] = PrivateAttr(default_factory=dict)
+    _channels: dict[str, Channel] = PrivateAttr(default_factory=dict)
+    _warnings: list[str] = PrivateAttr(default_factory=list)
 
     @property
     def base_dir(self) -> Path:
@@ -169,6 +173,23 @@ class Settings(Model):
     @property
     def parsed_flows(self) -> dict[str, Flow]:
         return self._flows
+
+    @property
+    def parsed_channels(self) -> dict[str, Channel]:
+        return self._channels
+
+    @property
+    def warnings(self) -> list[str]:
+        """Settings that work but deserve an operator's look (printed by check-config)."""
+        return self._warnings
+
+    def flow_for_acr(self, acr_values: str) -> str | None:
+        """The first flow whose `acr` is among the requested values, in their order (step-up)."""
+        for acr in acr_values.split():
+            for name, flow in self._flows.items():
+                if flow.acr == acr:
+                    return name
+        return None
 
     @field_validator("secret_key")
     @classmethod
@@ -222,13 +243,58 @@ def load_settings(path: str | os.PathLike[str], environ: Mapping[str, str] | Non
         for e in error.errors():
             problems.add(path, _yaml_path(raw, e["loc"]), _expected(e))
     base_dir = path.parent.resolve()
-    flows, defined = _load_flows(raw.get("flows", DEFAULT_FLOWS), base_dir, path, environ, problems)
+    channels = _load_channels(raw.get("channels"), path, problems)
+    if channels and not raw.get("encryption_key"):
+        problems.add(path, "encryption_key", "required when channels are configured: factor secrets are"
+                                             " encrypted with it (at least 32 characters)")
+    flows, defined = _load_flows(raw.get("flows", DEFAULT_FLOWS), base_dir, path, environ, problems, channels)
     _cross_check(raw, defined, path, problems)
+    _check_acr(flows, path, problems)
     if problems.lines or settings is None:
         raise SettingsError(problems.lines)
     settings._base_dir = base_dir
     settings._flows = flows
+    settings._channels = channels
+    settings._warnings = _warnings(settings)
     return settings
+
+
+def _load_channels(spec: Any, path: Path, problems: _Problems) -> dict[str, Channel]:
+    """Each channel validated by the model of its `type` (the registry's key)."""
+    if not isinstance(spec, dict):
+        return {}  # absent, or malformed: the model reports it
+    channels: dict[str, Channel] = {}
+    for name, options in spec.items():
+        kind = options.get("type") if isinstance(options, dict) else None
+        cls = CHANNEL_TYPES.get(kind) if isinstance(kind, str) else None
+        if cls is None:
+            valid = ", ".join(sorted(CHANNEL_TYPES))
+            problems.add(path, f"channels.{name}.type", f"expected one of: {valid}; found {kind!r}")
+            continue
+        try:
+            channels[str(name)] = cls(str(name), cls.Settings.model_validate(options))
+        except ValidationError as error:
+            for e in error.errors():
+                problems.add(path, _join(f"channels.{name}", ".".join(map(str, e["loc"]))), _expected(e))
+    return channels
+
+
+def _check_acr(flows: dict[str, Flow], path: Path, problems: _Problems) -> None:
+    owners: dict[str, str] = {}
+    for name, flow in sorted(flows.items()):
+        if flow.acr is None:
+            continue
+        if flow.acr in owners:
+            problems.add(path, "flows", f"flows {owners[flow.acr]!r} and {name!r} have the same acr {flow.acr!r}")
+        owners.setdefault(flow.acr, name)
+
+
+def _warnings(settings: Settings) -> list[str]:
+    lines = [w for channel in settings.parsed_channels.values() for w in channel.warnings()]
+    used = {client.flow for client in settings.clients}
+    lines += [f"flow {name!r} is used by no client" + (" (reachable by its acr)" if flow.acr else "")
+              for name, flow in sorted(settings.parsed_flows.items()) if name not in used]
+    return lines
 
 
 class _Problems:
@@ -291,7 +357,8 @@ def _interpolate(value: Any, environ: Mapping[str, str], where: tuple, report) -
 
 
 def _load_flows(
-    spec: Any, base_dir: Path, path: Path, environ: Mapping[str, str], problems: _Problems
+    spec: Any, base_dir: Path, path: Path, environ: Mapping[str, str], problems: _Problems,
+    channels: Mapping[str, Channel],
 ) -> tuple[dict[str, Flow], set[str] | None]:
     """The parsed flows, and the names of all flows defined (broken ones too; None when
     `flows` itself is malformed, which the model reports)."""
@@ -318,7 +385,7 @@ def _load_flows(
     flows: dict[str, Flow] = {}
     for name, (file, prefix, steps) in sources.items():
         try:
-            flows[name] = parse_flow(name, steps)
+            flows[name] = parse_flow(name, steps, channels)
         except FlowProblem as problem:
             for where, what in problem.issues:
                 problems.add(file, _join(prefix, where), what)

@@ -10,7 +10,6 @@ from contextlib import contextmanager
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from provider.clock import Clock
 from provider.enrollment import Enrollment
 from provider.storage.encryption import Encryptor
 from provider.storage.sql import metadata, unavailable_on_failure
@@ -46,7 +45,7 @@ class SqlEnrollmentStore:
     """EnrollmentStore over the `enrollments` table. Thread-safe: every call uses its own
     connection. ``clock`` is accepted for uniform wiring; every time is the caller's."""
 
-    def __init__(self, engine: sa.Engine, encryptor: Encryptor, clock: Clock | None = None) -> None:
+    def __init__(self, engine: sa.Engine, encryptor: Encryptor) -> None:
         self._engine = engine
         self._encryptor = encryptor
         self._insert = _INSERTS[engine.dialect.name]

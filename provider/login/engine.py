@@ -53,6 +53,10 @@ class LoginEngine:
         """What to show for this flow now: its current step, with the last error if any."""
         step = self._flows[state.flow].steps[state.step]
         screen = step.show(state, self._services)
+        if screen.state is not None and screen.state != state:
+            if not self._store.save(state, screen.state):
+                return self.current(self._store.load(state.id))  # changed under us: show what won
+            state = self._store.load(state.id)
         return Render(screen.screen, {**screen.values, "error": state.error, "version": state.version})
 
     def submit(self, state: FlowState, version: str, form: Mapping[str, str]) -> Done | Fail | None:

@@ -10,10 +10,12 @@ from provider.login.state import FlowState
 
 @dataclass(frozen=True)
 class Render:
-    """Show `screen` (a template name without .html) with these values."""
+    """Show `screen` (a template name without .html) with these values. A step that must
+    remember something it showed (an enrolment secret) returns the state to save."""
 
     screen: str
     values: Mapping[str, Any] = field(default_factory=dict)
+    state: FlowState | None = None
 
 
 @dataclass(frozen=True)

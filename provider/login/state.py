@@ -33,7 +33,8 @@ class FlowState:
     version: int = 0
     user_id: str | None = None
     username: str | None = None
-    amr: tuple[str, ...] = ()
+    amr: tuple[str, ...] = ()  # RFC 8176 methods proven so far
+    factors: tuple[str, ...] = ()  # channel names proven so far (a challenge after enrolment is skipped)
     error: str | None = None  # shown with the current step after a failed submit
     data: dict[str, Any] = field(default_factory=dict)  # scratch of the current step
     schema: int = SCHEMA
@@ -41,9 +42,10 @@ class FlowState:
     def evolve(self, **changes: Any) -> FlowState:
         return replace(self, **changes)
 
-    def proved(self, method: str) -> FlowState:
+    def proved(self, method: str, channel: str | None = None) -> FlowState:
         amr = self.amr if method in self.amr else (*self.amr, method)
-        return replace(self, amr=amr)
+        factors = self.factors if channel is None or channel in self.factors else (*self.factors, channel)
+        return replace(self, amr=amr, factors=factors)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"), sort_keys=True)
@@ -53,7 +55,7 @@ class FlowState:
         raw = json.loads(text)
         if raw.get("schema") != SCHEMA:
             raise FlowNotFound("flow state written by an incompatible version")
-        raw["amr"] = tuple(raw["amr"])
+        raw["amr"], raw["factors"] = tuple(raw["amr"]), tuple(raw["factors"])
         return cls(**raw)
 
 

@@ -16,10 +16,9 @@ bp = Blueprint("login", __name__)
 def show(flow_id: str):
     engine = current_app.extensions["twostep"].engine
     try:
-        state = engine.load(flow_id, browser_token())
+        screen = engine.current(engine.load(flow_id, browser_token()))
     except FlowNotFound:
         return _expired()
-    screen = engine.current(state)
     return render_template(f"{screen.screen}.html", flow_id=flow_id, **screen.values)
 
 

@@ -1,0 +1,66 @@
+"""Second-factor channels, registered by their YAML `type`.
+
+A channel module defines one `Channel` subclass with `type_name`, its `Settings` model and
+the screens of enrolment and challenge. Importing the module registers it; an unknown type is
+a configuration error that lists the valid ones. The login steps `enroll` and `challenge`
+delegate to the channel; nothing else knows what a channel does.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from provider.enrollment import Enrollment
+from provider.login.outcomes import Render, Submitted
+from provider.login.state import FlowState
+
+CHANNEL_TYPES: dict[str, type[Channel]] = {}
+
+
+class ChannelSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    type: str
+
+
+class Channel:
+    type_name: ClassVar[str]
+    Settings: ClassVar[type[ChannelSettings]] = ChannelSettings
+    self_enrollment: ClassVar[bool] = True  # False: administrator-managed (RSA)
+    amr: ClassVar[str]  # the RFC 8176 method a success proves
+    label: ClassVar[str]  # what users are offered, e.g. on "choose a method"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        name = cls.__dict__.get("type_name")
+        if not name:
+            raise TypeError(f"{cls.__name__} must set type_name")
+        if name in CHANNEL_TYPES:
+            raise TypeError(f"channel type {name!r} is registered twice")
+        CHANNEL_TYPES[name] = cls
+
+    def __init__(self, name: str, settings: ChannelSettings) -> None:
+        self.name = name
+        self.settings = settings
+
+    def warnings(self) -> list[str]:
+        """Settings that work but that an operator should know about (check-config)."""
+        return []
+
+    def enroll_show(self, state: FlowState, services: Any) -> Render:
+        raise NotImplementedError
+
+    def enroll_submit(self, state: FlowState, form: Mapping[str, str], services: Any) -> Submitted:
+        raise NotImplementedError
+
+    def challenge_show(self, state: FlowState, enrollment: Enrollment, services: Any) -> Render:
+        raise NotImplementedError
+
+    def challenge_submit(self, state: FlowState, form: Mapping[str, str], enrollment: Enrollment,
+                         services: Any) -> Submitted:
+        raise NotImplementedError
+
+
+# Importing the channel modules registers them; a broken one fails loudly here.
+from provider.channels import totp  # noqa: E402,F401
