@@ -56,7 +56,9 @@ class TotpChannel(Channel):
 
     def enroll_show(self, state: FlowState, services) -> Render:
         secret, state = self._pending_secret(state, services)
-        uri = codes.provisioning_uri(secret, self.params, self.settings.issuer, state.username or "")
+        # The Key Uri Format forbids ':' in the label's parts; it only names the entry in the app.
+        account = (state.username or "").replace(":", " ")
+        uri = codes.provisioning_uri(secret, self.params, self.settings.issuer.replace(":", " "), account)
         return Render("totp_enroll", {"qr": codes.qr_data_uri(uri), "secret": codes.grouped(codes.base32(secret)),
                                       "issuer": self.settings.issuer, "digits": self.settings.digits}, state=state)
 

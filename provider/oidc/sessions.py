@@ -31,9 +31,14 @@ class SessionStore:
         self._clock = clock
         self._ttl = ttl
 
-    def create(self, user_id: str, amr: tuple[str, ...], flow: str) -> SsoSession:
+    def create(self, user_id: str, amr: tuple[str, ...], flow: str, previous: SsoSession | None = None) -> SsoSession:
+        """A new session. The same user signing in again (step-up, prompt=login) keeps the flows
+        the previous session completed; anyone else starts from nothing."""
+        flows = (flow,)
+        if previous is not None and previous.user_id == user_id:
+            flows = (*[f for f in previous.flows if f != flow], flow)
         session = SsoSession(id=secrets.token_urlsafe(32), sid=secrets.token_urlsafe(16), user_id=user_id,
-                             auth_time=int(self._clock.now()), amr=amr, flows=(flow,))
+                             auth_time=int(self._clock.now()), amr=amr, flows=flows)
         self._store.put(f"sso:{session.id}", json.dumps(asdict(session)), self._ttl)
         return session
 

@@ -93,12 +93,13 @@ def authorize():
     sso = _usable_session(app)
     try:
         grant = app.server.get_consent_grant(end_user=sso)
-        _check_max_age()
+        _check_max_age(grant.redirect_uri)
     except OAuth2Error as error:
         return _authorization_error(error)
+    flow = _requested_flow(app, grant.client.settings)
     if sso is not None:
-        return _authorization_response(grant.request, _login_from(sso), status=302)
-    state = app.engine.start(flow=grant.client.settings.flow, client_id=grant.client.get_client_id(),
+        return _authorization_response(grant.request, _login_from(sso, flow), status=302)
+    state = app.engine.start(flow=flow, client_id=grant.client.get_client_id(),
                              request=_single_values(grant.request), browser_token=browser_token())
     session[RESTART] = _restart_path(grant.request)
     return redirect(url_for("login.show", flow_id=state.id), 302)
@@ -162,12 +163,12 @@ def logout():
 def finish_login(state: FlowState) -> Response:
     """A flow is done: start a fresh SSO session and answer the stored authorization request."""
     app = twostep()
-    old = request.cookies.get(_sso_cookie())
-    if old:
-        app.sessions.end(old)
+    previous = app.sessions.get(request.cookies.get(_sso_cookie()))
+    if previous:
+        app.sessions.end(previous.id)  # a new id at every login: no session fixation
     amr = (*state.amr, "mfa") if len(state.amr) >= 2 else state.amr
-    sso = app.sessions.create(state.user_id, amr, state.flow)
-    login = _login_from(sso)
+    sso = app.sessions.create(state.user_id, amr, state.flow, previous)
+    login = _login_from(sso, state.flow)
     req = OAuth2Request("GET", f"{app.settings.issuer}/authorize")
     req.payload = BasicOAuth2Payload(state.request)
     response = _authorization_response(req, login, status=303)
@@ -207,20 +208,27 @@ def _authorization_error(error: OAuth2Error):
 
 def _usable_session(app) -> SsoSession | None:
     """The SSO session, if this request may reuse it (no prompt=login, max_age satisfied,
-    and the client's flow already completed in it)."""
+    and the requested flow already completed in it)."""
     sso = app.sessions.get(request.cookies.get(_sso_cookie()))
     client = app.settings.client(request.values.get("client_id", ""))
     if sso is None or client is None or "login" in request.values.get("prompt", "").split():
         return None
     max_age = request.values.get("max_age", "")
     max_age_seconds = int(max_age) if _is_max_age(max_age) else None
-    return sso if sso.satisfies(client.flow, max_age_seconds, app.clock.now()) else None
+    flow = _requested_flow(app, client)
+    return sso if sso.satisfies(flow, max_age_seconds, app.clock.now()) else None
 
 
-def _check_max_age() -> None:
+def _requested_flow(app, client) -> str:
+    """The client's flow, unless acr_values asks for a flow with that acr (step-up)."""
+    acr_values = request.values.get("acr_values", "")
+    return (app.settings.flow_for_acr(acr_values) if acr_values else None) or client.flow
+
+
+def _check_max_age(redirect_uri: str) -> None:
     value = request.values.get("max_age")
     if value is not None and not _is_max_age(value):
-        raise InvalidRequestError("'max_age' must be a non-negative integer.")
+        raise InvalidRequestError("'max_age' must be a non-negative integer.", redirect_uri=redirect_uri)
 
 
 def _is_max_age(value: str) -> bool:
@@ -228,8 +236,9 @@ def _is_max_age(value: str) -> bool:
     return value.isascii() and value.isdigit() and len(value) <= 9
 
 
-def _login_from(sso: SsoSession) -> FinishedLogin:
-    acr = "2" if "mfa" in sso.amr else "1"
+def _login_from(sso: SsoSession, flow: str) -> FinishedLogin:
+    # The flow's own acr; without one, Keycloak's levels of assurance: 1 one factor, 2 two.
+    acr = twostep().settings.parsed_flows[flow].acr or ("2" if "mfa" in sso.amr else "1")
     return FinishedLogin(user_id=sso.user_id, grant_id=new_grant_id(), auth_time=sso.auth_time,
                          amr=sso.amr, acr=acr, sid=sso.sid)
 
