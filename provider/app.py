@@ -73,7 +73,8 @@ def build(settings: Settings, clock: Clock | None = None) -> Twostep:
 
 def encryptor(settings: Settings) -> Encryptor | None:
     key = settings.encryption_key
-    return Encryptor.from_secrets(key.get_secret_value()) if key else None
+    older = [old.get_secret_value() for old in settings.encryption_keys]
+    return Encryptor.from_secrets(key.get_secret_value(), older) if key else None
 
 
 def open_directory(settings: Settings, database: Engine | None = None) -> BuiltinDirectory:

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import yaml
 from pydantic import (
     AfterValidator,
+    IPvAnyNetwork,
     BaseModel,
     ConfigDict,
     Field,
@@ -131,6 +132,17 @@ class ClientSettings(Model):
         return self.client_secret is None
 
 
+class LockoutSettings(Model):
+    """Brute-force throttling (NIST SP 800-63B 5.2.2): consecutive failures per user, then a
+    delay that doubles up to a cap; and failures per client address, against spraying."""
+
+    threshold: int = Field(10, ge=0, description="consecutive failures before the delay; 0 disables")
+    base_delay: int = Field(30, ge=1, description="seconds")
+    max_delay: int = Field(900, ge=1, description="seconds")
+    ip_threshold: int = Field(100, ge=0, description="failures from one address per ip_window; 0 disables")
+    ip_window: int = Field(3600, ge=60, description="seconds")
+
+
 class DemoUser(Model):
     username: str
     password: SecretStr
@@ -151,6 +163,9 @@ class Settings(Model):
     state: StateSettings = StateSettings()
     storage: StorageSettings = StorageSettings()
     encryption_key: SecretStr | None = None
+    encryption_keys: list[SecretStr] = Field([], description="older keys, still read, for rotation")
+    lockout: LockoutSettings = LockoutSettings()
+    trusted_proxies: list[IPvAnyNetwork] = Field([], description="whose X-Forwarded-For is believed")
     keys: KeySettings = KeySettings()
     directory: DirectorySettings = BuiltinDirectorySettings(type="builtin")
     tokens: TokenSettings = TokenSettings()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Mapping
+from dataclasses import replace
 
 from provider.clock import Clock
 from provider.login.flows import Flow
@@ -49,22 +50,24 @@ class LoginEngine:
             raise FlowNotFound(flow_id)
         return state
 
-    def current(self, state: FlowState) -> Render:
+    def current(self, state: FlowState, client_ip: str | None = None) -> Render:
         """What to show for this flow now: its current step, with the last error if any."""
         step = self._flows[state.flow].steps[state.step]
-        screen = step.show(state, self._services)
+        screen = step.show(state, self._for(client_ip))
         if screen.state is not None and screen.state != state:
             if not self._store.save(state, screen.state):
-                return self.current(self._store.load(state.id))  # changed under us: show what won
+                return self.current(self._store.load(state.id), client_ip)  # changed under us: show what won
             state = self._store.load(state.id)
         return Render(screen.screen, {**screen.values, "error": state.error, "version": state.version})
 
-    def submit(self, state: FlowState, version: str, form: Mapping[str, str]) -> Done | Fail | None:
+    def submit(self, state: FlowState, version: str, form: Mapping[str, str],
+               client_ip: str | None = None) -> Done | Fail | None:
         """Submit the current step. None means: show the current step again."""
         if version != str(state.version):
             return None  # not the page of the current step: back button, double submit, crafted POST
         step = self._flows[state.flow].steps[state.step]
-        outcome = step.submit(state, form, self._services)
+        services = self._for(client_ip)
+        outcome = step.submit(state, form, services)
         if isinstance(outcome, Fail):
             self._store.finish(state)
             return outcome
@@ -72,12 +75,15 @@ class LoginEngine:
             self._store.save(state, outcome.state.evolve(error=outcome.error))
             return None
         assert isinstance(outcome, Next)
-        return self._advance(state, outcome.state)
+        return self._advance(state, outcome.state, services)
 
-    def _advance(self, old: FlowState, state: FlowState) -> Done | None:
+    def _for(self, client_ip: str | None) -> Services:
+        return replace(self._services, client_ip=client_ip) if client_ip else self._services
+
+    def _advance(self, old: FlowState, state: FlowState, services: Services) -> Done | None:
         steps = self._flows[state.flow].steps
         index = state.step + 1
-        while index < len(steps) and not steps[index].applies(state, self._services):
+        while index < len(steps) and not steps[index].applies(state, services):
             index += 1
         state = state.evolve(step=index, error=None, data={})
         if index < len(steps):

@@ -20,3 +20,4 @@ class Services:
     state: StateStore  # counters and replay guards
     encryptor: Encryptor | None  # None when no channel keeps secrets
     channels: Mapping[str, Any]  # name -> provider.channels.Channel
+    client_ip: str | None = None  # of the request being served: the engine sets it per call

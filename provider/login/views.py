@@ -16,7 +16,7 @@ bp = Blueprint("login", __name__)
 def show(flow_id: str):
     engine = current_app.extensions["twostep"].engine
     try:
-        screen = engine.current(engine.load(flow_id, browser_token()))
+        screen = engine.current(engine.load(flow_id, browser_token()), request.remote_addr)
     except FlowNotFound:
         return _expired()
     return render_template(f"{screen.screen}.html", flow_id=flow_id, **screen.values)
@@ -30,7 +30,7 @@ def submit(flow_id: str):
         state = engine.load(flow_id, browser_token())
     except FlowNotFound:
         return _expired()
-    outcome = engine.submit(state, request.form.get("version", ""), request.form)
+    outcome = engine.submit(state, request.form.get("version", ""), request.form, request.remote_addr)
     if isinstance(outcome, Done):
         return finish_login(outcome.state)
     if isinstance(outcome, Fail):
