@@ -1,2 +1,9 @@
-"""Shared fixtures. Real services come from the plugins below; each starts what it needs."""
-pytest_plugins = ["tests.fixtures.redis", "tests.fixtures.postgres", "tests.fixtures.app"]
+"""Shared fixtures. Every module in tests/fixtures/ is a plugin (real services, the served
+app, stand-ins for remote products); each starts what it needs."""
+from pathlib import Path
+
+pytest_plugins = sorted(
+    f"tests.fixtures.{module.stem}"
+    for module in (Path(__file__).parent / "fixtures").glob("*.py")
+    if module.stem != "__init__"
+)
