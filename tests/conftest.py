@@ -5,5 +5,5 @@ from pathlib import Path
 pytest_plugins = sorted(
     f"tests.fixtures.{module.stem}"
     for module in (Path(__file__).parent / "fixtures").glob("*.py")
-    if module.stem != "__init__"
+    if module.stem not in ("__init__", "services")  # services: helpers, not fixtures
 )
