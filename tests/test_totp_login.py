@@ -224,3 +224,26 @@ def test_choose_a_method_when_several_can_enrol(serve, tmp_path, state_url):
     assert isinstance(choose, Page) and "Choose how you want to prove" in choose.html
     page = rp.submit(choose, use="backup_app")
     assert "Enter the 8-digit code" in page.html or "8-digit" in page.html
+
+
+def test_the_qr_code_on_the_page_holds_the_secret_shown(served, tmp_path):
+    """Decoded by an independent tool (Debian's zbarimg), as a phone's camera would."""
+    import shutil
+    import subprocess
+    from urllib.parse import parse_qs, urlsplit
+
+    from tests.fixtures.services import service_missing
+
+    if shutil.which("zbarimg") is None:
+        service_missing("zbarimg", "install Debian's zbar-tools (make services does)")
+    rp = served.rp()
+    page = rp.submit(rp.authorize(), username="agent", password=PASSWORD)
+    png = base64.b64decode(re.search(r'src="data:image/png;base64,([^"]+)"', page.html).group(1))
+    (tmp_path / "qr.png").write_bytes(png)
+    uri = subprocess.run(["zbarimg", "--raw", "-q", str(tmp_path / "qr.png")], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    parts = urlsplit(uri)
+    assert (parts.scheme, parts.netloc, parts.path) == ("otpauth", "totp", "/Example%20CX:agent")
+    query = parse_qs(parts.query)
+    assert query["issuer"] == ["Example CX"]
+    assert base64.b32decode(query["secret"][0] + "=" * (-len(query["secret"][0]) % 8)) == secret_on(page)

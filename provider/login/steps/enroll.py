@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
-from typing import Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from provider.login.outcomes import Fail, Next, Render, Stay, Submitted
 from provider.login.state import FlowState
@@ -25,8 +25,17 @@ class EnrolUntil(BaseModel):
 
 
 class EnrollOptions(ChannelStepOptions):
-    allow: Literal["always"] | EnrolUntil = "always"
+    allow: EnrolUntil | None = None  # None: always (the default)
     self_enrolling = True
+
+    @field_validator("allow", mode="before")
+    @classmethod
+    def _always_or_until(cls, value: Any) -> Any:
+        if value in (None, "always"):
+            return None
+        if isinstance(value, str):
+            raise ValueError("expected 'always' or {until: YYYY-MM-DD}")
+        return value
 
 
 class EnrollStep(Step):
@@ -66,7 +75,7 @@ class EnrollStep(Step):
 
     def _closed(self, services) -> bool:
         allow = self.options.allow
-        if allow == "always":
+        if allow is None:
             return False
         today = datetime.datetime.fromtimestamp(services.clock.now(), datetime.UTC).date()
         return today > allow.until
