@@ -100,7 +100,8 @@ class TotpChannel(Channel):
               client_id=state.client_id, flow=state.flow, outcome="failure", reason=result.reason)
         if failures >= self.settings.max_attempts:
             return Fail("Too many wrong codes. Start again to sign in.")
-        return Stay(state.evolve(data={**state.data, FAILURES: failures}), _message(result, self.settings.digits))
+        return Stay(state.evolve(data={**state.data, FAILURES: failures}), _message(result, self.settings.digits),
+                    failed=result.reason != "malformed")
 
     def _pending_secret(self, state: FlowState, services) -> tuple[bytes, FlowState]:
         """The secret of this enrolment attempt: made once, kept encrypted in the flow state."""

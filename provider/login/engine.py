@@ -11,11 +11,13 @@ import hmac
 from collections.abc import Mapping
 from dataclasses import replace
 
+from provider.audit import audit
 from provider.clock import Clock
 from provider.login.flows import Flow
 from provider.login.outcomes import Done, Fail, Next, Render, Stay
 from provider.login.services import Services
 from provider.login.state import FlowNotFound, FlowState, FlowStore
+from provider.login.throttle import message as throttled_message
 
 
 def browser_digest(browser_token: str) -> str:
@@ -65,17 +67,32 @@ class LoginEngine:
         """Submit the current step. None means: show the current step again."""
         if version != str(state.version):
             return None  # not the page of the current step: back button, double submit, crafted POST
-        step = self._flows[state.flow].steps[state.step]
         services = self._for(client_ip)
+        throttle = services.throttle
+        if wait := throttle.wait(state.username, client_ip):
+            return self._stay(state, Stay(state, throttled_message(wait)))
+        step = self._flows[state.flow].steps[state.step]
         outcome = step.submit(state, form, services)
+        if isinstance(outcome, Stay | Next) and (wait := throttle.wait(outcome.state.username, client_ip)):
+            # The username was only just typed: refused even when right, until the wait is over.
+            return self._stay(state, Stay(outcome.state, throttled_message(wait)))
+        if isinstance(outcome, Fail) or (isinstance(outcome, Stay) and outcome.failed):
+            failed_as = outcome.state.username if isinstance(outcome, Stay) else state.username
+            if delay := throttle.failed(failed_as, client_ip):
+                audit("account.throttled", username=failed_as, flow=state.flow, client_id=state.client_id,
+                      ip=client_ip, reason=f"delay {int(delay)} s")
+                if isinstance(outcome, Stay):
+                    outcome = Stay(outcome.state, throttled_message(delay))
         if isinstance(outcome, Fail):
             self._store.finish(state)
             return outcome
         if isinstance(outcome, Stay):
-            self._store.save(state, outcome.state.evolve(error=outcome.error))
-            return None
-        assert isinstance(outcome, Next)
+            return self._stay(state, outcome)
         return self._advance(state, outcome.state, services)
+
+    def _stay(self, old: FlowState, outcome: Stay) -> None:
+        self._store.save(old, outcome.state.evolve(error=outcome.error))
+        return None
 
     def _for(self, client_ip: str | None) -> Services:
         return replace(self._services, client_ip=client_ip) if client_ip else self._services
@@ -92,4 +109,5 @@ class LoginEngine:
         # Consume the flow: of two requests racing to complete it, only one gets Done.
         if not self._store.finish(old):
             return None
+        services.throttle.succeeded(state.username)
         return Done(state)

@@ -27,10 +27,12 @@ class Next:
 
 @dataclass(frozen=True)
 class Stay:
-    """The step is not complete: keep the user on it with this state and an error sentence."""
+    """The step is not complete: keep the user on it with this state and an error sentence.
+    `failed` marks a failed proof (wrong password, wrong code): it counts towards throttling."""
 
     state: FlowState
     error: str | None = None
+    failed: bool = False
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from typing import Any
 from provider.clock import Clock
 from provider.directory import Directory
 from provider.enrollment import EnrollmentStore
+from provider.login.throttle import Throttle
 from provider.storage.encryption import Encryptor
 from provider.storage.state import StateStore
 
@@ -20,4 +21,5 @@ class Services:
     state: StateStore  # counters and replay guards
     encryptor: Encryptor | None  # None when no channel keeps secrets
     channels: Mapping[str, Any]  # name -> provider.channels.Channel
+    throttle: Throttle
     client_ip: str | None = None  # of the request being served: the engine sets it per call
