@@ -20,6 +20,7 @@ from provider.login import views as login_views
 from provider.login.engine import LoginEngine
 from provider.login.services import Services
 from provider.login.state import FlowStore
+from provider.login.throttle import Throttle
 from provider.oidc import views as oidc_views
 from provider.oidc.keys import SigningKeys
 from provider.oidc.server import TwostepAuthorizationServer
@@ -65,7 +66,8 @@ def build(settings: Settings, clock: Clock | None = None) -> Twostep:
     tokens = TokenService(state, keys, clock, settings.tokens, settings.issuer)
     sessions = SessionStore(state, clock, settings.tokens.session_ttl)
     services = Services(directory=directory, clock=clock, enrollments=enrollments, state=state,
-                        encryptor=encryptor(settings), channels=settings.parsed_channels)
+                        encryptor=encryptor(settings), channels=settings.parsed_channels,
+                        throttle=Throttle(state, clock, settings.lockout))
     engine = LoginEngine(settings.parsed_flows, FlowStore(state, clock), services, clock, settings.state.flow_ttl)
     server = TwostepAuthorizationServer(settings, tokens, keys, directory, clock)
     return Twostep(settings, clock, state, directory, enrollments, keys, tokens, sessions, engine, server)

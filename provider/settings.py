@@ -15,10 +15,10 @@ from urllib.parse import urlsplit
 import yaml
 from pydantic import (
     AfterValidator,
-    IPvAnyNetwork,
     BaseModel,
     ConfigDict,
     Field,
+    IPvAnyNetwork,
     PrivateAttr,
     SecretStr,
     ValidationError,
