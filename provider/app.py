@@ -10,6 +10,7 @@ from flask import Flask
 from sqlalchemy import Engine
 
 from provider import demo, web
+from provider.proxies import TrustedProxies
 from provider.clock import Clock, SystemClock
 from provider.directory import Directory
 from provider.directory.builtin import BuiltinDirectory
@@ -97,6 +98,7 @@ def create_app(path: str | None = None, *, clock: Clock | None = None) -> Flask:
     app.secret_key = settings.secret_key.get_secret_value()
     app.extensions["twostep"] = twostep
     web.install(app, https=settings.is_https)
+    app.wsgi_app = TrustedProxies(app.wsgi_app, settings.trusted_proxies)
     twostep.server.init_app(app)
     app.register_blueprint(oidc_views.bp)
     app.register_blueprint(login_views.bp)
