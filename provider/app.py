@@ -10,7 +10,6 @@ from flask import Flask
 from sqlalchemy import Engine
 
 from provider import demo, web
-from provider.proxies import TrustedProxies
 from provider.clock import Clock, SystemClock
 from provider.directory import Directory
 from provider.directory.builtin import BuiltinDirectory
@@ -27,6 +26,7 @@ from provider.oidc.keys import SigningKeys
 from provider.oidc.server import TwostepAuthorizationServer
 from provider.oidc.sessions import SessionStore
 from provider.oidc.tokens import TokenService
+from provider.proxies import TrustedProxies
 from provider.settings import Settings, load_settings
 from provider.storage.encryption import Encryptor
 from provider.storage.sql import open_database

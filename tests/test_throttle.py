@@ -22,7 +22,7 @@ def throttle(request):
 
 
 def test_backoff_doubles_up_to_the_cap(throttle):
-    t, clock = throttle
+    t, _ = throttle
     assert [t.failed("alice", None) for _ in range(6)] == [0, 0, 30, 60, 100, 100]
     assert 99 <= t.wait("alice", None) <= 100
     assert t.wait("ALICE", None) > 0  # the same user, however it is typed
