@@ -10,6 +10,7 @@ from flask import Flask
 from sqlalchemy import Engine
 
 from provider import demo, web
+from provider.audit import audit
 from provider.clock import Clock, SystemClock
 from provider.directory import Directory
 from provider.directory.builtin import BuiltinDirectory
@@ -59,7 +60,7 @@ def config_path(explicit: str | None = None) -> str:
 
 def build(settings: Settings, clock: Clock | None = None) -> Twostep:
     clock = clock or SystemClock()
-    state = open_state_store(settings.state.url, clock)
+    state = open_state_store(settings.state.url, clock, prefix=settings.state.prefix)
     database = open_database(settings.storage.url, settings.base_dir)
     directory = open_directory(settings, database)
     enrollments = open_enrollments(settings, database)
@@ -105,8 +106,10 @@ def create_app(path: str | None = None, *, clock: Clock | None = None) -> Flask:
     if settings.demo and settings.demo.relying_party:
         app.register_blueprint(demo.bp)
         _seed_demo_users(settings, twostep.directory)
-    log.info("twostep ready: issuer %s, %d client(s), flows %s", settings.issuer, len(settings.clients),
-             ", ".join(sorted(settings.parsed_flows)))
+    audit("config.loaded", issuer=settings.issuer, clients=len(settings.clients),
+          flows=",".join(sorted(settings.parsed_flows)), channels=",".join(sorted(settings.parsed_channels)))
+    for warning in settings.warnings:
+        log.warning("settings: %s", warning)
     return app
 
 

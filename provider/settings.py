@@ -54,6 +54,7 @@ def _url_with_scheme(url: str, schemes: tuple[str, ...]) -> str:
 
 class StateSettings(Model):
     url: str = "memory://"
+    prefix: str = Field("twostep:", max_length=64, description="key prefix: several deployments on one Redis")
     flow_ttl: int = Field(600, ge=60, le=3600, description="seconds a login may take")
 
     @field_validator("url")

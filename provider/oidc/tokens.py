@@ -17,6 +17,7 @@ from typing import Any
 
 from joserfc.errors import JoseError
 
+from provider.audit import audit
 from provider.clock import Clock
 from provider.oidc.keys import SigningKeys
 from provider.settings import TokenSettings
@@ -233,6 +234,9 @@ class TokenService:
         grant_id = record.get("authorization", record)["grant_id"]
         if record.get("used") or not self._store.replace(key, text, json.dumps({**record, "used": True}), remember):
             self.revoke_family(grant_id)
+            authorization = record.get("authorization", record)
+            audit("token.reuse_detected", user_id=authorization["user_id"], client_id=authorization["client_id"],
+                  reason=key.split(":")[0] + " presented twice; its grant is revoked", outcome="revoked")
             return None
         return record
 

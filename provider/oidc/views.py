@@ -22,6 +22,7 @@ from flask import (
 )
 from joserfc.errors import JoseError
 
+from provider.audit import audit
 from provider.login.state import FlowState
 from provider.oidc.claims import user_claims
 from provider.oidc.server import FinishedLogin
@@ -169,6 +170,8 @@ def finish_login(state: FlowState) -> Response:
     amr = (*state.amr, "mfa") if len(state.amr) >= 2 else state.amr
     sso = app.sessions.create(state.user_id, amr, state.flow, previous)
     login = _login_from(sso, state.flow)
+    audit("login.succeeded", user_id=state.user_id, username=state.username, client_id=state.client_id,
+          flow=state.flow, ip=request.remote_addr, outcome="success", amr=",".join(amr))
     req = OAuth2Request("GET", f"{app.settings.issuer}/authorize")
     req.payload = BasicOAuth2Payload(state.request)
     response = _authorization_response(req, login, status=303)
