@@ -275,6 +275,24 @@ def load_settings(path: str | os.PathLike[str], environ: Mapping[str, str] | Non
     return settings
 
 
+def _production_warnings(settings: Settings) -> list[str]:
+    """Settings that are fine on a laptop and unsafe in front of real accounts."""
+    lines = []
+    host = urlsplit(settings.issuer).hostname or ""
+    if not settings.is_https and host not in ("localhost", "127.0.0.1", "::1"):
+        lines.append("issuer: http on a non-loopback host; use https in production")
+    for name, secret in (("secret_key", settings.secret_key), ("encryption_key", settings.encryption_key)):
+        if secret is not None and len(secret.get_secret_value()) < 43:
+            lines.append(f"{name}: shorter than 43 characters (256 bits as base64); use secrets.token_urlsafe(32)")
+    lines += [f"clients.{i}.require_pkce: false lets a stolen code be redeemed without the verifier"
+              for i, client in enumerate(settings.clients) if not client.require_pkce and not client.is_public]
+    if not settings.lockout.threshold:
+        lines.append("lockout.threshold: 0 disables per-user throttling of password and code guessing")
+    if not settings.lockout.ip_threshold:
+        lines.append("lockout.ip_threshold: 0 disables per-address throttling (password spraying)")
+    return lines
+
+
 def _load_channels(spec: Any, path: Path, problems: _Problems) -> dict[str, Channel]:
     """Each channel validated by the model of its `type` (the registry's key)."""
     if not isinstance(spec, dict):
@@ -306,7 +324,8 @@ def _check_acr(flows: dict[str, Flow], path: Path, problems: _Problems) -> None:
 
 
 def _warnings(settings: Settings) -> list[str]:
-    lines = [w for channel in settings.parsed_channels.values() for w in channel.warnings()]
+    lines = _production_warnings(settings)
+    lines += [w for channel in settings.parsed_channels.values() for w in channel.warnings()]
     used = {client.flow for client in settings.clients}
     lines += [f"flow {name!r} is used by no client" + (" (reachable by its acr)" if flow.acr else "")
               for name, flow in sorted(settings.parsed_flows.items()) if name not in used]

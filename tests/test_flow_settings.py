@@ -95,3 +95,18 @@ def test_demo_settings_use_the_totp_flow():
     steps = [step.type_name for step in loaded.parsed_flows["default"].steps]
     assert steps == ["password", "enroll", "challenge"]
     assert loaded.warnings == []
+
+
+def test_check_config_warns_about_unsafe_production_settings(tmp_path, capsys):
+    data = settings({"default": ["password"]}, channels={},
+                    clients=[{"client_id": "desk", "client_secret": "s" * 20, "require_pkce": False,
+                              "redirect_uris": ["https://desk.example.com/cb"]}])
+    data.update(issuer="http://login.example.com", lockout={"threshold": 0, "ip_threshold": 0})
+    del data["encryption_key"]
+    path = tmp_path / "settings.yaml"
+    path.write_text(yaml.safe_dump(data))
+    assert cli.main(["check-config", "--config", str(path)]) == 0
+    out = capsys.readouterr().out
+    for expected in ("issuer: http on a non-loopback host", "secret_key: shorter than 43 characters",
+                     "clients.0.require_pkce: false", "lockout.threshold: 0", "lockout.ip_threshold: 0"):
+        assert f"warning: {expected}" in out, expected
