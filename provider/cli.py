@@ -83,6 +83,9 @@ def _parser() -> argparse.ArgumentParser:
     keys = group.add_subparsers(title="keys")
     rotate = keys.add_parser("rotate", parents=[parent], help="add a new signing key; older keys stay published")
     rotate.set_defaults(run=_keys_rotate)
+    reencrypt = keys.add_parser("reencrypt", parents=[parent],
+                                help="re-encrypt every stored factor secret with the newest encryption_key")
+    reencrypt.set_defaults(run=_keys_reencrypt)
     return parser
 
 
@@ -187,6 +190,16 @@ def _keys_rotate(args: argparse.Namespace) -> int:
     settings = _settings(args)
     kid = signing_keys.rotate(settings.resolve(settings.keys.path))
     print(f"new signing key {kid}; restart twostep to sign with it. Older keys stay published.")
+    return 0
+
+
+def _keys_reencrypt(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if settings.encryption_key is None:
+        raise ValueError("no encryption_key in the settings: nothing is encrypted")
+    moved = open_enrollments(settings).reencrypt_all()
+    audit("keys.reencrypted", actor="cli", outcome="success", records=moved)
+    print(f"re-encrypted {moved} registration(s) with the newest encryption key")
     return 0
 
 

@@ -247,3 +247,26 @@ def test_the_qr_code_on_the_page_holds_the_secret_shown(served, tmp_path):
     query = parse_qs(parts.query)
     assert query["issuer"] == ["Example CX"]
     assert base64.b32decode(query["secret"][0] + "=" * (-len(query["secret"][0]) % 8)) == secret_on(page)
+
+
+def test_encryption_key_rotation(serve, tmp_path, capsys):
+    """A new encryption_key with the old one under encryption_keys: registrations still read,
+    and `twostep keys reencrypt` moves them all to the new key."""
+    import yaml
+
+    served = serve(totp_settings(tmp_path, "memory://"))
+    secret, _ = enrol(served, served.rp())
+    data = yaml.safe_load(served.settings_path.read_text())
+    data["encryption_keys"] = [data["encryption_key"]]
+    data["encryption_key"] = "the-next-encryption-key-0123456789-0123456789"
+    served.settings_path.write_text(yaml.safe_dump(data))
+    assert cli.main(["keys", "reencrypt", "--config", str(served.settings_path)]) == 0
+    assert "re-encrypted 1 registration(s)" in capsys.readouterr().out
+    del data["encryption_keys"]
+    served.settings_path.write_text(yaml.safe_dump(data))
+    from provider.app import open_enrollments
+    from provider.settings import load_settings
+
+    store = open_enrollments(load_settings(served.settings_path))
+    user = served.services.directory.find("agent")
+    assert store.get(user.id, "totp").secret == secret
