@@ -95,6 +95,8 @@ def open_enrollments(settings: Settings, database: Engine | None = None) -> SqlE
 def create_app(path: str | None = None, *, clock: Clock | None = None) -> Flask:
     settings = load_settings(config_path(path))
     twostep = build(settings, clock)
+    # Authlib logs every issued token at DEBUG ("Issue token ..."): never let that level through.
+    logging.getLogger("authlib").setLevel(max(logging.INFO, logging.getLogger("authlib").level))
     app = Flask(__name__, template_folder=str(TEMPLATES), static_folder=str(TEMPLATES / "static"))
     app.secret_key = settings.secret_key.get_secret_value()
     app.extensions["twostep"] = twostep
