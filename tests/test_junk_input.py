@@ -502,3 +502,25 @@ def test_arbitrary_login_forms_never_fail_the_server(provider: Served, fields: d
     assert response.status_code < 500, response.text[:2000]
     assert "Traceback" not in response.text
     assert rp.browser.get(page.url, timeout=10).status_code < 500
+
+
+TOKEN_FIELDS = ["grant_type", "code", "redirect_uri", "code_verifier", "refresh_token", "client_id",
+                "client_secret", "scope"]
+CONTENT_TYPES = ["application/x-www-form-urlencoded", "application/json", "text/plain", "multipart/form-data",
+                 "application/x-www-form-urlencoded; charset=utf-16", ""]
+
+
+@settings(max_examples=60, deadline=None)
+@given(fields=st.dictionaries(st.sampled_from(TOKEN_FIELDS), TEXT, max_size=6),
+       content_type=st.sampled_from(CONTENT_TYPES), basic=st.booleans())
+def test_arbitrary_token_requests_never_fail_the_server(
+        provider: Served, fields: dict[str, str], content_type: str, basic: bool) -> None:
+    from urllib.parse import urlencode
+
+    headers = {"Content-Type": content_type} if content_type else {}
+    auth = (b"agent-desk", fields.get("client_secret", "x").encode()) if basic else None
+    response = requests.post(f"{provider.url}/token", data=urlencode(fields).encode(), headers=headers,
+                             auth=auth, timeout=10)
+    assert response.status_code < 500, response.text[:2000]
+    assert response.headers["Content-Type"].startswith("application/json")
+    assert "error" in response.json()
