@@ -44,7 +44,7 @@ def settings_path(tmp_path: Path) -> Path:
     path.parent.mkdir()
     path.write_text(yaml.safe_dump({
         "issuer": "https://login.example.com",
-        "secret_key": "cli-test-secret-key-0123456789-0123456789",
+        "secret_key": "cli-test-secret-key-0123456789-0123456789-abcdef",
         "storage": {"url": "sqlite:///var/twostep.db"},
         "keys": {"path": "var/jwks.json"},
         "directory": {"type": "builtin", "password_hash": {"memory_cost": 8192, "time_cost": 1}},
