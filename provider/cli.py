@@ -1,4 +1,4 @@
-"""The `twostep` command: serve, check-config, users, enrollments, keys."""
+"""The `twostep` command: serve, check-config, users, enrollments, rsa-test, keys."""
 from __future__ import annotations
 
 import argparse
@@ -8,7 +8,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from provider.app import config_path, open_directory, open_enrollments
+from provider.app import config_path, open_directory, open_enrollments, open_user_admin
 from provider.audit import audit
 from provider.errors import TwostepError
 from provider.oidc import keys as signing_keys
@@ -78,6 +78,12 @@ def _parser() -> argparse.ArgumentParser:
     reset.add_argument("--channel", help="only this channel (default: all)")
     reset.set_defaults(run=_enrollments_reset)
 
+    rsa = commands.add_parser("rsa-test", parents=[parent],
+                              help="try the RSA connection with a passcode read from standard input")
+    rsa.add_argument("username", help="the name RSA knows the user by")
+    rsa.add_argument("--channel", help="the RSA channel to use (default: the only one)")
+    rsa.set_defaults(run=_rsa_test)
+
     group = commands.add_parser("keys", help="manage signing keys")
     group.set_defaults(group=group)
     keys = group.add_subparsers(title="keys")
@@ -128,7 +134,7 @@ def _check_config(args: argparse.Namespace) -> int:
 
 
 def _users_add(args: argparse.Namespace) -> int:
-    directory = open_directory(_settings(args))
+    directory = open_user_admin(_settings(args))
     user = directory.add_user(args.username, _new_password(args.password_stdin), email=args.email,
                               name=args.name, groups=tuple(args.groups))
     print(f"added {user.username} ({user.id})")
@@ -136,7 +142,7 @@ def _users_add(args: argparse.Namespace) -> int:
 
 
 def _users_list(args: argparse.Namespace) -> int:
-    for user in open_directory(_settings(args)).list_users():
+    for user in open_user_admin(_settings(args)).list_users():
         state = "disabled" if user.disabled else "active"
         groups = ",".join(user.groups) or "-"
         print(f"{user.username}\t{user.id}\t{state}\t{user.email or '-'}\t{groups}")
@@ -144,13 +150,13 @@ def _users_list(args: argparse.Namespace) -> int:
 
 
 def _users_passwd(args: argparse.Namespace) -> int:
-    open_directory(_settings(args)).set_password(args.username, _new_password(args.password_stdin))
+    open_user_admin(_settings(args)).set_password(args.username, _new_password(args.password_stdin))
     print(f"password changed for {args.username}")
     return 0
 
 
 def _users_disable(args: argparse.Namespace) -> int:
-    open_directory(_settings(args)).disable(args.username)
+    open_user_admin(_settings(args)).disable(args.username)
     print(f"disabled {args.username}")
     return 0
 
@@ -201,6 +207,41 @@ def _keys_reencrypt(args: argparse.Namespace) -> int:
     audit("keys.reencrypted", actor="cli", outcome="success", records=moved)
     print(f"re-encrypted {moved} registration(s) with the newest encryption key")
     return 0
+
+
+def _rsa_test(args: argparse.Namespace) -> int:
+    """Which of the three outcomes RSA gives; a next-tokencode challenge is answered with a
+    second line of standard input."""
+    from provider.channels import rsa_transports as rt
+
+    found = {n: c for n, c in _settings(args).parsed_channels.items() if c.type_name == "rsa"}
+    name = args.channel or (next(iter(found)) if len(found) == 1 else None)
+    if name not in found:
+        raise ValueError(f"name the RSA channel with --channel (RSA channels: {', '.join(sorted(found)) or 'none'})")
+    transport = found[name].transport
+    print(f"asking RSA through {transport.describe()}", flush=True)
+    verdict = transport.check_passcode(args.username, _secret_line("Passcode: "))
+    if isinstance(verdict, rt.NextTokencode):
+        print(f"RSA asks for the next tokencode ({verdict.message or 'no message'})", flush=True)
+        tokencode = _secret_line("Next tokencode: ")
+        verdict = transport.check_next_tokencode(args.username, tokencode, verdict.attempt) if tokencode else \
+            rt.Rejected("no next tokencode given")
+    if isinstance(verdict, rt.NewPinRequired):
+        transport.cancel(verdict.attempt)
+        verdict = rt.Rejected("RSA asks for a new PIN: set it in RSA Self-Service")
+    outcome = {rt.Accepted: "success: RSA accepted the passcode",
+               rt.Rejected: "the passcode is invalid (RSA answered, so the connection works)",
+               rt.ConfigurationProblem: "the RSA configuration is invalid",
+               rt.ServerProblem: "there is an issue with the RSA server"}[type(verdict)]
+    reason = getattr(verdict, "reason", None)
+    print(outcome + (f": {reason}" if reason else ""))
+    return 0 if isinstance(verdict, rt.Accepted) else 1
+
+
+def _secret_line(prompt: str) -> str:
+    if sys.stdin.isatty():
+        return getpass.getpass(prompt).strip()
+    return sys.stdin.readline().strip()
 
 
 def _new_password(from_stdin: bool) -> str:

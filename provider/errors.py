@@ -38,3 +38,20 @@ class InvalidCredentials(TwostepError):
 class AccountDisabled(TwostepError):
     code = "account_disabled"
     user_message = "Your account is disabled. Please contact your administrator."
+
+
+class AccountLocked(TwostepError):
+    """The directory locked the account after too many failed attempts (Keycloak's brute-force
+    detection). Said only when the directory itself reports the lock."""
+
+    code = "account_locked"
+    user_message = ("Your account is temporarily locked after too many failed sign-in attempts."
+                    " Try again later, or contact your administrator.")
+
+
+class AccountSetupIncomplete(TwostepError):
+    """Right password, but the directory wants something done first (Keycloak's required
+    actions: update the password, verify the e-mail address, accept the terms, ...)."""
+
+    code = "account_setup_incomplete"
+    user_message = "Finish setting up your account in Keycloak, then sign in here again."

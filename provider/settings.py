@@ -56,6 +56,10 @@ class StateSettings(Model):
     url: str = "memory://"
     prefix: str = Field("twostep:", max_length=64, description="key prefix: several deployments on one Redis")
     flow_ttl: int = Field(600, ge=60, le=3600, description="seconds a login may take")
+    timeout: float = Field(state.DEFAULT_TIMEOUT, gt=0, le=30,
+                           description="seconds for one Redis call: waiting for a connection, connecting, answering")
+    pool_size: int = Field(state.DEFAULT_POOL_SIZE, ge=1, le=1024,
+                           description="Redis connections per process; at least the threads of a worker")
 
     @field_validator("url")
     @classmethod
@@ -89,7 +93,49 @@ class BuiltinDirectorySettings(Model):
     password_hash: PasswordHashSettings = PasswordHashSettings()
 
 
-DirectorySettings = Annotated[BuiltinDirectorySettings, Field(discriminator="type")]
+class KeycloakDirectorySettings(Model):
+    """Users and passwords in an existing Keycloak realm, reached as a confidential client with
+    Direct Access Grants and a service account (see README, "Keycloak as the directory")."""
+
+    type: Literal["keycloak"]
+    url: str = Field(description="Keycloak's base URL, e.g. https://sso.example.com")
+    realm: str = Field(min_length=1, max_length=255)
+    client_id: str = Field(min_length=1, max_length=255)
+    client_secret: SecretStr
+    ca_file: str | None = Field(None, description="PEM file of the CAs to trust for Keycloak's certificate,"
+                                                  " relative to this file (default: the system's)")
+    timeout: float = Field(5.0, gt=0, le=60, description="seconds to wait for one answer from Keycloak")
+
+    @field_validator("url")
+    @classmethod
+    def _base_url(cls, url: str) -> str:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+            raise ValueError("Keycloak's base URL: http(s), without query or fragment, e.g. https://sso.example.com")
+        return url.rstrip("/")
+
+    @field_validator("client_secret")
+    @classmethod
+    def _secret_given(cls, secret: SecretStr) -> SecretStr:
+        if not secret.get_secret_value():
+            raise ValueError("the client's secret (Keycloak: Clients > the client > Credentials)")
+        return secret
+
+
+DirectorySettings = Annotated[BuiltinDirectorySettings | KeycloakDirectorySettings, Field(discriminator="type")]
+
+
+class SqlEnrollmentSettings(Model):
+    type: Literal["sql"]
+
+
+class KeycloakEnrollmentSettings(Model):
+    """Registrations as attributes `twostep.<channel>` of the Keycloak users (directory.type keycloak)."""
+
+    type: Literal["keycloak"]
+
+
+EnrollmentSettings = Annotated[SqlEnrollmentSettings | KeycloakEnrollmentSettings, Field(discriminator="type")]
 
 
 class TokenSettings(Model):
@@ -158,6 +204,18 @@ class DemoSettings(Model):
     users: list[DemoUser] = []
 
 
+class MetricsSettings(Model):
+    listen: str | None = Field(None, description="host:port to serve /metrics on, instead of the main port")
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, listen: str | None) -> str | None:
+        host, _, port = (listen or "").rpartition(":")
+        if listen is not None and not (host and port.isdigit() and 0 < int(port) < 65536):
+            raise ValueError(f"host:port, e.g. 127.0.0.1:9100 or 0.0.0.0:9100, found {listen!r}")
+        return listen
+
+
 class Settings(Model):
     issuer: str
     secret_key: SecretStr
@@ -169,11 +227,13 @@ class Settings(Model):
     trusted_proxies: list[IPvAnyNetwork] = Field([], description="whose X-Forwarded-For is believed")
     keys: KeySettings = KeySettings()
     directory: DirectorySettings = BuiltinDirectorySettings(type="builtin")
+    enrollments: EnrollmentSettings = SqlEnrollmentSettings(type="sql")
     tokens: TokenSettings = TokenSettings()
     channels: dict[str, Any] = {}  # validated by each channel type's own model (load_settings)
     flows: str | dict[str, Any] = DEFAULT_FLOWS
     clients: list[ClientSettings] = Field(min_length=1)
     demo: DemoSettings | None = None
+    metrics: MetricsSettings = MetricsSettings()
 
     # Filled by load_settings, not by the file.
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
@@ -265,6 +325,7 @@ def load_settings(path: str | os.PathLike[str], environ: Mapping[str, str] | Non
                                              " encrypted with it (at least 32 characters)")
     flows, defined = _load_flows(raw.get("flows", DEFAULT_FLOWS), base_dir, path, environ, problems, channels)
     _cross_check(raw, defined, path, problems)
+    _check_keycloak(raw, base_dir, path, problems)
     _check_acr(flows, path, problems)
     if problems.lines or settings is None:
         raise SettingsError(problems.lines)
@@ -291,6 +352,17 @@ def _production_warnings(settings: Settings) -> list[str]:
     if not settings.lockout.ip_threshold:
         lines.append("lockout.ip_threshold: 0 disables per-address throttling (password spraying)")
     return lines
+
+
+def _keycloak_warnings(settings: Settings) -> list[str]:
+    directory = settings.directory
+    if not isinstance(directory, KeycloakDirectorySettings):
+        return []
+    host = urlsplit(directory.url).hostname or ""
+    if directory.url.startswith("http://") and host not in ("localhost", "127.0.0.1", "::1"):
+        return ["directory.url: http on a non-loopback host sends users' passwords and the client secret"
+                " unencrypted; use https"]
+    return []
 
 
 def _load_channels(spec: Any, path: Path, problems: _Problems) -> dict[str, Channel]:
@@ -324,7 +396,7 @@ def _check_acr(flows: dict[str, Flow], path: Path, problems: _Problems) -> None:
 
 
 def _warnings(settings: Settings) -> list[str]:
-    lines = _production_warnings(settings)
+    lines = _production_warnings(settings) + _keycloak_warnings(settings)
     lines += [w for channel in settings.parsed_channels.values() for w in channel.warnings()]
     used = {client.flow for client in settings.clients}
     lines += [f"flow {name!r} is used by no client" + (" (reachable by its acr)" if flow.acr else "")
@@ -447,6 +519,31 @@ def _cross_check(raw: dict, flows: set[str] | None, path: Path, problems: _Probl
     relying_party = demo.get("relying_party") if isinstance(demo, dict) else None
     if isinstance(relying_party, str) and relying_party not in seen:
         problems.add(path, "demo.relying_party", f"expected the client_id of a client, found {relying_party!r}")
+
+
+def _check_keycloak(raw: dict, base_dir: Path, path: Path, problems: _Problems) -> None:
+    """What the Keycloak directory and enrolment store need beyond their own fields."""
+    directory, enrollments = raw.get("directory"), raw.get("enrollments")
+    keycloak = isinstance(directory, dict) and directory.get("type") == "keycloak"
+    ca_file = directory.get("ca_file") if keycloak else None
+    if isinstance(ca_file, str) and ca_file and not (base_dir / ca_file).is_file():
+        problems.add(path, "directory.ca_file", f"no such file: {(base_dir / ca_file).resolve()}")
+    demo = raw.get("demo")
+    if keycloak and isinstance(demo, dict) and demo.get("users"):
+        problems.add(path, "demo.users", "demo users are added to the built-in directory; with directory.type"
+                                         " keycloak, create them in Keycloak")
+    if not (isinstance(enrollments, dict) and enrollments.get("type") == "keycloak"):
+        return
+    if directory is None or (isinstance(directory, dict) and directory.get("type") == "builtin"):
+        problems.add(path, "enrollments.type", "enrolments kept in Keycloak are attributes of Keycloak users:"
+                                               " they need directory.type keycloak, found 'builtin'")
+    channels = raw.get("channels")
+    for name, options in channels.items() if isinstance(channels, dict) else ():
+        kind = CHANNEL_TYPES.get(options["type"]) if isinstance(options, dict) and isinstance(
+            options.get("type"), str) else None
+        if kind is not None and kind.self_enrollment and not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", str(name)):
+            problems.add(path, f"channels.{name}", "with enrollments.type keycloak the channel name becomes the"
+                                                   " Keycloak attribute twostep.<name>: use letters, digits, - and _")
 
 
 def _yaml_path(raw: Any, loc: tuple) -> list:

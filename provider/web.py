@@ -11,6 +11,9 @@ from provider.errors import TwostepError
 
 BROWSER = "browser"
 CSRF = "csrf"
+# Endpoints that relying parties call with a JSON client: their errors are JSON (RFC 6749 5.2).
+JSON_ENDPOINTS = ("/token", "/userinfo", "/introspect", "/revoke")
+RETRY_AFTER = "5"  # seconds, on 503: a dependency may be back by then
 
 
 def browser_token() -> str:
@@ -54,7 +57,7 @@ def install(app: Flask, *, https: bool) -> None:
     def security_headers(response: Response) -> Response:
         if response.mimetype == "text/html":
             response.headers.setdefault(
-                "Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'")
+                "Content-Security-Policy", "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'")
             response.headers.setdefault("X-Frame-Options", "DENY")
             response.headers.setdefault("Referrer-Policy", "no-referrer")
             response.headers.setdefault("Cache-Control", "no-store")
@@ -67,7 +70,12 @@ def install(app: Flask, *, https: bool) -> None:
     def twostep_error(error: TwostepError):
         app.logger.warning("request failed: %s: %s", error.code, error.detail)
         status = 503 if error.code == "unavailable" else 500
-        return error_page(error.user_message, status)
+        headers = {"Retry-After": RETRY_AFTER} if status == 503 else {}
+        if request.path in JSON_ENDPOINTS:
+            code = "temporarily_unavailable" if status == 503 else "server_error"
+            return _json_error(code, error.user_message, status, headers)
+        page, status = error_page(error.user_message, status)
+        return page, status, headers
 
     for status in (400, 404, 405, 413):
         app.register_error_handler(status, _http_error)
@@ -75,7 +83,10 @@ def install(app: Flask, *, https: bool) -> None:
     @app.errorhandler(Exception)
     def unexpected(error: Exception):
         app.logger.exception("unexpected error")
-        return error_page("Something went wrong on our side. Please try again.", 500)
+        message = "Something went wrong on our side. Please try again."
+        if request.path in JSON_ENDPOINTS:
+            return _json_error("server_error", message, 500)
+        return error_page(message, 500)
 
 
 def _http_error(error):
@@ -84,6 +95,10 @@ def _http_error(error):
     message = messages.get(error.code) or error.description or "That request was not understood."
     if error.code == 400 and not isinstance(error.description, str):
         message = "That request was not understood."
-    if request.path in ("/token", "/userinfo", "/introspect", "/revoke"):
+    if request.path in JSON_ENDPOINTS:
         return {"error": "invalid_request", "error_description": message}, error.code
     return error_page(message, error.code)
+
+
+def _json_error(code: str, message: str, status: int, headers: dict[str, str] | None = None):
+    return {"error": code, "error_description": message}, status, {"Cache-Control": "no-store", **(headers or {})}

@@ -1,5 +1,6 @@
-"""The Directory contract and the built-in directory's administration, on SQLite and on a
-real PostgreSQL; and opening the durable database."""
+"""The Directory contract, on the built-in directory (SQLite and a real PostgreSQL) and on the
+Keycloak directory (the stand-in Keycloak of tests/fixtures/keycloak.py); the built-in
+directory's administration; and opening the durable database."""
 
 from __future__ import annotations
 
@@ -7,14 +8,15 @@ import pathlib
 import threading
 import traceback
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from provider.directory import User
+from provider.directory import Directory, User
 from provider.directory.builtin import (
     BuiltinDirectory,
     UnknownUser,
@@ -22,6 +24,7 @@ from provider.directory.builtin import (
     UserExists,
     users,
 )
+from provider.directory.keycloak import KeycloakDirectory
 from provider.directory.passwords import HashParameters, PasswordHasher
 from provider.errors import (
     AccountDisabled,
@@ -48,6 +51,54 @@ JUNK = [
 ]
 
 
+@dataclass
+class Realm:
+    """A directory under test, and an administrator's hands on its users."""
+
+    directory: Directory
+    add_user: Callable[..., User]  # (username, password, **profile) -> the User the directory shows
+    disable: Callable[[str], None]
+    enable: Callable[[str], None]
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres), "keycloak"])
+def realm(request: pytest.FixtureRequest, tmp_path: pathlib.Path, hasher: PasswordHasher) -> Iterator[Realm]:
+    if request.param == "keycloak":
+        keycloak = request.getfixturevalue("keycloak")
+
+        def enabled(value: bool) -> Callable[[str], None]:
+            return lambda username: setattr(keycloak.user(username), "enabled", value)
+
+        yield Realm(KeycloakDirectory(keycloak.api()),
+                    lambda *args, **profile: keycloak.add_user(*args, **profile).as_twostep(),
+                    enabled(False), enabled(True))
+        return
+    url = f"sqlite:///{tmp_path / 'twostep.db'}" if request.param == "sqlite" else \
+        request.getfixturevalue("postgres_url")
+    engine = open_database(url, tmp_path)
+    builtin = BuiltinDirectory(engine, hasher)
+    yield Realm(builtin, builtin.add_user, builtin.disable, builtin.enable)
+    metadata.drop_all(engine)  # the PostgreSQL database lives for the whole session
+    engine.dispose()
+
+
+@pytest.fixture
+def directory(realm: Realm) -> Directory:
+    return realm.directory
+
+
+@pytest.fixture
+def alice(realm: Realm) -> User:
+    return realm.add_user(
+        "Alice",
+        PASSWORD,
+        email="alice@example.org",
+        name="Alice Liddell",
+        groups=("staff", "wonderland"),
+        phone="+15550100",
+    )
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> str:
     if request.param == "sqlite":
@@ -69,32 +120,25 @@ def hasher() -> PasswordHasher:
 
 
 @pytest.fixture
-def directory(engine: sa.Engine, hasher: PasswordHasher) -> BuiltinDirectory:
+def builtin(engine: sa.Engine, hasher: PasswordHasher) -> BuiltinDirectory:
     return BuiltinDirectory(engine, hasher)
 
 
 @pytest.fixture
-def alice(directory: BuiltinDirectory) -> User:
-    return directory.add_user(
-        "Alice",
-        PASSWORD,
-        email="alice@example.org",
-        name="Alice Liddell",
-        groups=("staff", "wonderland"),
-        phone="+15550100",
-    )
+def builtin_alice(builtin: BuiltinDirectory) -> User:
+    return builtin.add_user("Alice", PASSWORD, email="alice@example.org", name="Alice Liddell",
+                            groups=("staff", "wonderland"), phone="+15550100")
 
 
 # -- the Directory contract ----------------------------------------------------------------
 
 
-def test_added_user_is_found_got_and_authenticated(
-    directory: BuiltinDirectory, alice: User
-) -> None:
+def test_added_user_is_found_got_and_authenticated(directory: Directory, alice: User) -> None:
     assert uuid.UUID(alice.id)
+    assert alice.username in ("Alice", "alice")  # as typed (built-in) or lower-cased (Keycloak)
     assert alice == User(
         id=alice.id,
-        username="Alice",
+        username=alice.username,
         email="alice@example.org",
         name="Alice Liddell",
         phone="+15550100",
@@ -106,23 +150,12 @@ def test_added_user_is_found_got_and_authenticated(
 
 
 @pytest.mark.parametrize("spelling", ["alice", "ALICE", "aLiCe", "ａｌｉｃｅ"])
-def test_usernames_compare_case_insensitively(
-    directory: BuiltinDirectory, alice: User, spelling: str
-) -> None:
+def test_usernames_compare_case_insensitively(directory: Directory, alice: User, spelling: str) -> None:
     assert directory.find(spelling) == alice
-    assert directory.authenticate(spelling, PASSWORD).username == "Alice"
+    assert directory.authenticate(spelling, PASSWORD).username == alice.username
 
 
-def test_unicode_usernames_compare_by_casefold(directory: BuiltinDirectory) -> None:
-    user = directory.add_user("Straße", PASSWORD)
-    assert directory.find("STRASSE") == user
-    with pytest.raises(UserExists):
-        directory.add_user("strasse", PASSWORD)
-
-
-def test_unknown_user_and_wrong_password_fail_alike(
-    directory: BuiltinDirectory, alice: User
-) -> None:
+def test_unknown_user_and_wrong_password_fail_alike(directory: Directory, alice: User) -> None:
     with pytest.raises(InvalidCredentials) as wrong_password:
         directory.authenticate("alice", "wrong")
     with pytest.raises(InvalidCredentials) as unknown_user:
@@ -132,10 +165,73 @@ def test_unknown_user_and_wrong_password_fail_alike(
     assert wrong_password.value.user_message == unknown_user.value.user_message
 
 
+def test_disabled_account(realm: Realm, directory: Directory, alice: User) -> None:
+    realm.disable("alice")
+    assert directory.find("alice") == User(**{**alice.__dict__, "disabled": True})
+    with pytest.raises(AccountDisabled):
+        directory.authenticate("alice", PASSWORD)
+    realm.enable("ALICE")
+    assert directory.authenticate("alice", PASSWORD) == alice
+
+
+def test_missing_users_are_none(directory: Directory, alice: User) -> None:
+    assert directory.find("bob") is None
+    assert directory.get(str(uuid.uuid4())) is None
+    assert directory.get("not-a-uuid\x00") is None
+    assert directory.find("alice\x00") is None
+
+
+@pytest.mark.parametrize("password", JUNK)
+def test_junk_password_is_only_invalid_credentials(directory: Directory, alice: User, password: str) -> None:
+    with pytest.raises(InvalidCredentials):
+        directory.authenticate("alice", password)
+
+
+@pytest.mark.parametrize("username", JUNK)
+def test_junk_username_is_only_invalid_credentials(directory: Directory, alice: User, username: str) -> None:
+    with pytest.raises(InvalidCredentials):
+        directory.authenticate(username, PASSWORD)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(username=st.text(max_size=40), password=st.text(max_size=40))
+def test_any_text_is_only_invalid_credentials(
+    directory: Directory, alice: User, username: str, password: str
+) -> None:
+    with pytest.raises(InvalidCredentials):
+        directory.authenticate(username, password)
+
+
+def test_ping(directory: Directory) -> None:
+    directory.ping()
+
+
+# -- the built-in directory only -------------------------------------------------------------
+
+
+def test_disabled_builtin_account_checks_the_password_first(builtin: BuiltinDirectory, builtin_alice: User) -> None:
+    """No probing for disabled accounts: a wrong password is just wrong. (Keycloak answers
+    "Account disabled" before it checks the password: see test_keycloak.py.)"""
+    builtin.disable("alice")
+    with pytest.raises(InvalidCredentials):
+        builtin.authenticate("alice", "wrong")
+    with pytest.raises(AccountDisabled):
+        builtin.authenticate("alice", PASSWORD)
+
+
+def test_unicode_usernames_compare_by_casefold(builtin: BuiltinDirectory) -> None:
+    user = builtin.add_user("Straße", PASSWORD)
+    assert builtin.find("STRASSE") == user
+    with pytest.raises(UserExists):
+        builtin.add_user("strasse", PASSWORD)
+
+
 def test_unknown_user_costs_a_dummy_verification(
-    directory: BuiltinDirectory,
+    builtin: BuiltinDirectory,
     hasher: PasswordHasher,
-    alice: User,
+    builtin_alice: User,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     dummy_calls: list[str] = []
@@ -147,60 +243,11 @@ def test_unknown_user_costs_a_dummy_verification(
 
     monkeypatch.setattr(hasher, "dummy_verify", spy)
     with pytest.raises(InvalidCredentials):
-        directory.authenticate("bob", "guess")
+        builtin.authenticate("bob", "guess")
     assert dummy_calls == ["guess"]
     with pytest.raises(InvalidCredentials):
-        directory.authenticate("alice", "guess")
+        builtin.authenticate("alice", "guess")
     assert dummy_calls == ["guess"], "a known user is verified against the real hash"
-
-
-def test_disabled_account(directory: BuiltinDirectory, alice: User) -> None:
-    directory.disable("alice")
-    assert directory.find("alice") == User(**{**alice.__dict__, "disabled": True})
-    with pytest.raises(AccountDisabled):
-        directory.authenticate("alice", PASSWORD)
-    with pytest.raises(InvalidCredentials):  # the password is checked first: no probing
-        directory.authenticate("alice", "wrong")
-    directory.enable("ALICE")
-    assert directory.authenticate("alice", PASSWORD) == alice
-
-
-def test_missing_users_are_none(directory: BuiltinDirectory, alice: User) -> None:
-    assert directory.find("bob") is None
-    assert directory.get(str(uuid.uuid4())) is None
-    assert directory.get("not-a-uuid\x00") is None
-    assert directory.find("alice\x00") is None
-
-
-@pytest.mark.parametrize("password", JUNK)
-def test_junk_password_is_only_invalid_credentials(
-    directory: BuiltinDirectory, alice: User, password: str
-) -> None:
-    with pytest.raises(InvalidCredentials):
-        directory.authenticate("alice", password)
-
-
-@pytest.mark.parametrize("username", JUNK)
-def test_junk_username_is_only_invalid_credentials(
-    directory: BuiltinDirectory, alice: User, username: str
-) -> None:
-    with pytest.raises(InvalidCredentials):
-        directory.authenticate(username, PASSWORD)
-
-
-@settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
-@given(username=st.text(max_size=40), password=st.text(max_size=40))
-def test_any_text_is_only_invalid_credentials(
-    directory: BuiltinDirectory, alice: User, username: str, password: str
-) -> None:
-    with pytest.raises(InvalidCredentials):
-        directory.authenticate(username, password)
-
-
-def test_ping(directory: BuiltinDirectory) -> None:
-    directory.ping()
 
 
 def test_unreachable_database_is_service_unavailable(hasher: PasswordHasher) -> None:
@@ -217,11 +264,11 @@ def test_unreachable_database_is_service_unavailable(hasher: PasswordHasher) -> 
 
 @pytest.mark.parametrize("spelling", ["Alice", "alice", "ALICE"])
 def test_duplicate_username_is_refused(
-    directory: BuiltinDirectory, alice: User, spelling: str
+    builtin: BuiltinDirectory, builtin_alice: User, spelling: str
 ) -> None:
     with pytest.raises(UserExists, match="already exists"):
-        directory.add_user(spelling, "another password")
-    assert directory.authenticate("alice", PASSWORD) == alice
+        builtin.add_user(spelling, "another password")
+    assert builtin.authenticate("alice", PASSWORD) == builtin_alice
 
 
 @pytest.mark.parametrize(
@@ -239,42 +286,42 @@ def test_duplicate_username_is_refused(
     ],
 )
 def test_bad_new_users_are_refused(
-    directory: BuiltinDirectory, username: str, password: str, reason: str
+    builtin: BuiltinDirectory, username: str, password: str, reason: str
 ) -> None:
     with pytest.raises(UserAdminError, match=reason):
-        directory.add_user(username, password)
-    assert directory.list_users() == []
+        builtin.add_user(username, password)
+    assert builtin.list_users() == []
 
 
-def test_set_password(directory: BuiltinDirectory, alice: User) -> None:
-    directory.set_password("ALICE", "a new password")
+def test_set_password(builtin: BuiltinDirectory, builtin_alice: User) -> None:
+    builtin.set_password("ALICE", "a new password")
     with pytest.raises(InvalidCredentials):
-        directory.authenticate("alice", PASSWORD)
-    assert directory.authenticate("alice", "a new password") == alice
+        builtin.authenticate("alice", PASSWORD)
+    assert builtin.authenticate("alice", "a new password") == builtin_alice
 
 
 @pytest.mark.parametrize("change", ["set_password", "disable", "enable"])
-def test_changing_an_unknown_user_is_refused(directory: BuiltinDirectory, change: str) -> None:
+def test_changing_an_unknown_user_is_refused(builtin: BuiltinDirectory, change: str) -> None:
     arguments = ("bob", "a password") if change == "set_password" else ("bob",)
     with pytest.raises(UnknownUser, match="bob"):
-        getattr(directory, change)(*arguments)
+        getattr(builtin, change)(*arguments)
 
 
-def test_list_users_sorted_by_username(directory: BuiltinDirectory) -> None:
-    assert directory.list_users() == []
+def test_list_users_sorted_by_username(builtin: BuiltinDirectory) -> None:
+    assert builtin.list_users() == []
     for username in ("carol", "Bob", "alice"):
-        directory.add_user(username, PASSWORD)
-    assert [user.username for user in directory.list_users()] == ["alice", "Bob", "carol"]
+        builtin.add_user(username, PASSWORD)
+    assert [user.username for user in builtin.list_users()] == ["alice", "Bob", "carol"]
 
 
-def test_profile_and_groups_roundtrip(directory: BuiltinDirectory) -> None:
-    added = directory.add_user(
+def test_profile_and_groups_roundtrip(builtin: BuiltinDirectory) -> None:
+    added = builtin.add_user(
         "zoë", PASSWORD, name="Zoë Ünïcode", groups=("zeta", "alpha", "ops/on-call")
     )
-    plain = directory.add_user("yann", PASSWORD)
-    assert directory.get(added.id) == added
-    assert directory.find("zoë").groups == ("zeta", "alpha", "ops/on-call")
-    assert directory.get(plain.id) == User(id=plain.id, username="yann")
+    plain = builtin.add_user("yann", PASSWORD)
+    assert builtin.get(added.id) == added
+    assert builtin.find("zoë").groups == ("zeta", "alpha", "ops/on-call")
+    assert builtin.get(plain.id) == User(id=plain.id, username="yann")
 
 
 def test_owasp_defaults_and_old_hashes_upgraded_at_login(engine: sa.Engine) -> None:

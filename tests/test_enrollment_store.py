@@ -1,5 +1,6 @@
-"""The EnrollmentStore contract on SQLite and on a real PostgreSQL, and what the SQL store
-keeps encrypted at rest."""
+"""The EnrollmentStore contract on SQLite, on a real PostgreSQL and on Keycloak user attributes
+(the stand-in Keycloak of tests/fixtures/keycloak.py), and what the SQL store keeps encrypted
+at rest (Keycloak's: test_keycloak.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from collections.abc import Iterator
 import pytest
 import sqlalchemy as sa
 
-from provider.enrollment import Enrollment
+from provider.enrollment import Enrollment, EnrollmentStore
+from provider.enrollment.keycloak import KeycloakEnrollmentStore
 from provider.enrollment.sql import SqlEnrollmentStore, enrollments
 from provider.errors import ServiceUnavailable
 from provider.storage.encryption import DecryptionError, Encryptor
@@ -59,35 +61,51 @@ def encryptor() -> Encryptor:
 
 
 @pytest.fixture
-def store(engine: sa.Engine, encryptor: Encryptor) -> SqlEnrollmentStore:
+def sql_store(engine: sa.Engine, encryptor: Encryptor) -> SqlEnrollmentStore:
     return SqlEnrollmentStore(engine, encryptor)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres), "keycloak"])
+def store(request: pytest.FixtureRequest, tmp_path: pathlib.Path, encryptor: Encryptor) -> Iterator[EnrollmentStore]:
+    if request.param == "keycloak":
+        keycloak = request.getfixturevalue("keycloak")
+        for name in ("alice", "bob", "mallory"):
+            keycloak.add_user(name, "password", id=name)  # Keycloak ids are opaque strings
+        yield KeycloakEnrollmentStore(keycloak.api(), encryptor)
+        return
+    url = f"sqlite:///{tmp_path / 'twostep.db'}" if request.param == "sqlite" else \
+        request.getfixturevalue("postgres_url")
+    engine = open_database(url, tmp_path)
+    yield SqlEnrollmentStore(engine, encryptor)
+    metadata.drop_all(engine)  # the PostgreSQL database lives for the whole session
+    engine.dispose()
 
 
 # -- the EnrollmentStore contract ----------------------------------------------------------
 
 
 @pytest.mark.parametrize("channel", ["totp", "sms"])
-def test_saved_enrollment_reads_back(store: SqlEnrollmentStore, channel: str) -> None:
+def test_saved_enrollment_reads_back(store: EnrollmentStore, channel: str) -> None:
     saved = enrollment(channel, created_at=T0 + 0.123456, last_used_at=T0 + 60.5)
     store.save(saved)
     assert store.get("alice", channel) == saved
     assert store.list("alice") == [saved]
 
 
-def test_enrollment_without_secret_or_phone(store: SqlEnrollmentStore) -> None:
+def test_enrollment_without_secret_or_phone(store: EnrollmentStore) -> None:
     bare = Enrollment("alice", "rsa", "rsa", secret=None, phone=None, created_at=T0)
     store.save(bare)
     assert store.get("alice", "rsa") == bare
 
 
-def test_unknown_user_or_channel(store: SqlEnrollmentStore) -> None:
+def test_unknown_user_or_channel(store: EnrollmentStore) -> None:
     store.save(enrollment("totp"))
     assert store.list("bob") == []
     assert store.get("bob", "totp") is None
     assert store.get("alice", "sms") is None
 
 
-def test_list_most_recently_used_first_then_newest(store: SqlEnrollmentStore) -> None:
+def test_list_most_recently_used_first_then_newest(store: EnrollmentStore) -> None:
     for channel, created, used in [
         ("a", 100, 500),
         ("b", 200, 900),
@@ -100,7 +118,7 @@ def test_list_most_recently_used_first_then_newest(store: SqlEnrollmentStore) ->
     assert [e.channel for e in store.list("alice")] == ["b", "a", "e", "d", "c"]
 
 
-def test_save_replaces_the_whole_registration(store: SqlEnrollmentStore) -> None:
+def test_save_replaces_the_whole_registration(store: EnrollmentStore) -> None:
     store.save(enrollment("second", last_used_at=T0 + 10))
     replacement = Enrollment(
         "alice", "second", "sms", secret=None, phone="+15550100", created_at=T0 + 99
@@ -110,7 +128,7 @@ def test_save_replaces_the_whole_registration(store: SqlEnrollmentStore) -> None
     assert store.list("alice") == [replacement]
 
 
-def test_concurrent_saves_leave_one_whole_registration(store: SqlEnrollmentStore) -> None:
+def test_concurrent_saves_leave_one_whole_registration(store: EnrollmentStore) -> None:
     candidates = [enrollment(secret=bytes([n]) * 20, created_at=T0 + n) for n in range(8)]
     errors: list[BaseException] = []
 
@@ -130,7 +148,7 @@ def test_concurrent_saves_leave_one_whole_registration(store: SqlEnrollmentStore
     assert store.list("alice") in ([c] for c in candidates)
 
 
-def test_touch_records_last_use_and_reorders(store: SqlEnrollmentStore) -> None:
+def test_touch_records_last_use_and_reorders(store: EnrollmentStore) -> None:
     store.save(enrollment("totp", created_at=T0))
     store.save(enrollment("sms", created_at=T0 + 1))
     assert [e.channel for e in store.list("alice")] == ["sms", "totp"]
@@ -139,18 +157,18 @@ def test_touch_records_last_use_and_reorders(store: SqlEnrollmentStore) -> None:
     assert [e.channel for e in store.list("alice")] == ["totp", "sms"]
 
 
-def test_touch_never_moves_backwards(store: SqlEnrollmentStore) -> None:
+def test_touch_never_moves_backwards(store: EnrollmentStore) -> None:
     store.save(enrollment(last_used_at=T0 + 100))
     store.touch("alice", "totp", T0 + 50)
     assert store.get("alice", "totp").last_used_at == T0 + 100
 
 
-def test_touch_of_an_unknown_registration_does_nothing(store: SqlEnrollmentStore) -> None:
+def test_touch_of_an_unknown_registration_does_nothing(store: EnrollmentStore) -> None:
     store.touch("alice", "totp", T0)
     assert store.list("alice") == []
 
 
-def test_delete_one_channel(store: SqlEnrollmentStore) -> None:
+def test_delete_one_channel(store: EnrollmentStore) -> None:
     store.save(enrollment("totp"))
     store.save(enrollment("sms"))
     assert store.delete("alice", "totp") == 1
@@ -158,7 +176,7 @@ def test_delete_one_channel(store: SqlEnrollmentStore) -> None:
     assert [e.channel for e in store.list("alice")] == ["sms"]
 
 
-def test_delete_all_of_one_user(store: SqlEnrollmentStore) -> None:
+def test_delete_all_of_one_user(store: EnrollmentStore) -> None:
     store.save(enrollment("totp"))
     store.save(enrollment("sms"))
     store.save(enrollment("totp", user_id="bob"))
@@ -168,7 +186,7 @@ def test_delete_all_of_one_user(store: SqlEnrollmentStore) -> None:
     assert [e.user_id for e in store.list("bob")] == ["bob"]
 
 
-def test_ping(store: SqlEnrollmentStore) -> None:
+def test_ping(store: EnrollmentStore) -> None:
     store.ping()
 
 
@@ -205,25 +223,25 @@ def test_sqlite_file_holds_neither_secret_nor_phone(tmp_path: pathlib.Path, encr
 
 
 def test_row_copied_to_another_user_does_not_decrypt(
-    store: SqlEnrollmentStore, engine: sa.Engine
+    sql_store: SqlEnrollmentStore, engine: sa.Engine
 ) -> None:
-    store.save(enrollment("totp"))
-    store.save(enrollment("sms"))
+    sql_store.save(enrollment("totp"))
+    sql_store.save(enrollment("sms"))
     with engine.begin() as connection:
         for row in connection.execute(sa.select(enrollments)).mappings().all():
             connection.execute(enrollments.insert().values({**row, "user_id": "mallory"}))
     for channel in ("totp", "sms"):
         with pytest.raises(DecryptionError):
-            store.get("mallory", channel)
+            sql_store.get("mallory", channel)
     with pytest.raises(DecryptionError):
-        store.list("mallory")
+        sql_store.list("mallory")
 
 
 def test_ciphertext_swapped_between_channels_does_not_decrypt(
-    store: SqlEnrollmentStore, engine: sa.Engine
+    sql_store: SqlEnrollmentStore, engine: sa.Engine
 ) -> None:
-    store.save(enrollment("totp"))
-    store.save(enrollment("backup"))
+    sql_store.save(enrollment("totp"))
+    sql_store.save(enrollment("backup"))
     with engine.begin() as connection:
         sealed = connection.execute(
             sa.select(enrollments.c.secret_ciphertext).where(enrollments.c.channel == "totp")
@@ -232,11 +250,11 @@ def test_ciphertext_swapped_between_channels_does_not_decrypt(
             enrollments.update().where(enrollments.c.channel == "backup").values(secret_ciphertext=sealed)
         )
     with pytest.raises(DecryptionError):
-        store.get("alice", "backup")
+        sql_store.get("alice", "backup")
 
 
 def test_reencrypt_all_moves_rows_to_the_current_key(
-    store: SqlEnrollmentStore, engine: sa.Engine
+    sql_store: SqlEnrollmentStore, engine: sa.Engine
 ) -> None:
     saved = [
         enrollment("totp"),
@@ -244,7 +262,7 @@ def test_reencrypt_all_moves_rows_to_the_current_key(
         Enrollment("alice", "rsa", "rsa", secret=None, phone=None, created_at=T0),
     ]
     for each in saved:
-        store.save(each)
+        sql_store.save(each)
     rotated = Encryptor.from_secrets(NEW_SECRET, [SECRET])
     assert SqlEnrollmentStore(engine, rotated).reencrypt_all() == 2
     assert SqlEnrollmentStore(engine, rotated).reencrypt_all() == 0
@@ -259,10 +277,10 @@ def test_reencrypt_all_moves_rows_to_the_current_key(
 
 
 def test_reencrypt_all_refuses_rows_under_an_unknown_key(
-    store: SqlEnrollmentStore, engine: sa.Engine
+    sql_store: SqlEnrollmentStore, engine: sa.Engine
 ) -> None:
-    store.save(enrollment("totp"))
+    sql_store.save(enrollment("totp"))
     forgotten_old = SqlEnrollmentStore(engine, Encryptor.from_secrets(NEW_SECRET))
     with pytest.raises(DecryptionError, match="not configured"):
         forgotten_old.reencrypt_all()
-    assert store.get("alice", "totp") == enrollment("totp")
+    assert sql_store.get("alice", "totp") == enrollment("totp")

@@ -389,3 +389,45 @@ def test_memory_store_sweeps_expired_records_nobody_reads_again() -> None:
     clock.advance(SWEEP_INTERVAL)
     store.put("fresh", "v", LONG_TTL)
     assert len(store) == 1
+
+
+# -- the contract: expiring sets (the active-flows count) -----------------------------------
+
+
+def test_tracked_counts_members_once(store: StateStore) -> None:
+    assert store.tracked("flows:active") == 0
+    store.track("flows:active", "a", 60)
+    store.track("flows:active", "b", 60)
+    store.track("flows:active", "a", 60)  # renewed, not added twice
+    assert store.tracked("flows:active") == 2
+    store.untrack("flows:active", "a")
+    store.untrack("flows:active", "never-there")
+    assert store.tracked("flows:active") == 1
+    assert store.tracked("flows:other") == 0
+
+
+def test_tracked_members_expire_on_their_own(store: StateStore, elapse) -> None:
+    store.track("flows:active", "short", SHORT_TTL)
+    store.track("flows:active", "long", 60)
+    elapse(SHORT_TTL + 0.2)
+    assert store.tracked("flows:active") == 1
+
+
+def test_a_tracked_set_refuses_a_ttl_that_is_not_positive(store: StateStore) -> None:
+    with pytest.raises(ValueError, match="ttl"):
+        store.track("flows:active", "a", 0)
+
+
+def test_delete_if_removes_only_the_expected_value(store: StateStore) -> None:
+    store.put("flow:abc", "v1", LONG_TTL)
+    assert store.delete_if("flow:abc", "v0") is False
+    assert store.get("flow:abc") == "v1"
+    assert store.delete_if("flow:abc", "v1") is True
+    assert store.get("flow:abc") is None
+    assert store.delete_if("flow:abc", "v1") is False
+    assert store.delete_if("never", "") is False
+
+
+def test_delete_if_from_many_threads_deletes_once(store: StateStore) -> None:
+    store.put("flow:abc", "state", LONG_TTL)
+    assert sum(run_together(lambda _: store.delete_if("flow:abc", "state"))) == 1

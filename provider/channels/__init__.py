@@ -48,6 +48,12 @@ class Channel:
         """Settings that work but that an operator should know about (check-config)."""
         return []
 
+    def registration_for(self, user_id: str, services: Any) -> Enrollment | None:
+        """The registration an administrator-managed channel (`self_enrollment = False`) gives
+        every user, who has no record in the EnrollmentStore; None for self-enrolling channels,
+        whose registrations are in the EnrollmentStore."""
+        return None
+
     def enroll_show(self, state: FlowState, services: Any) -> Render:
         raise NotImplementedError
 
@@ -63,4 +69,4 @@ class Channel:
 
 
 # Importing the channel modules registers them; a broken one fails loudly here.
-from provider.channels import totp  # noqa: E402,F401
+from provider.channels import rsa, sms, totp  # noqa: E402,F401

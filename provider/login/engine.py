@@ -73,6 +73,10 @@ class LoginEngine:
             return self._stay(state, Stay(state, throttled_message(wait)))
         step = self._flows[state.flow].steps[state.step]
         outcome = step.submit(state, form, services)
+        if isinstance(outcome, Next):
+            for channel in outcome.state.factors[len(state.factors):]:
+                audit("factor.verified", user_id=outcome.state.user_id, username=outcome.state.username,
+                      channel=channel, client_id=state.client_id, flow=state.flow, ip=client_ip, outcome="success")
         if isinstance(outcome, Stay | Next) and (wait := throttle.wait(outcome.state.username, client_ip)):
             # The username was only just typed: refused even when right, until the wait is over.
             return self._stay(state, Stay(outcome.state, throttled_message(wait)))

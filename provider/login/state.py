@@ -15,6 +15,7 @@ from provider.clock import Clock
 from provider.storage.state import StateStore
 
 SCHEMA = 1
+ACTIVE_FLOWS = "flows:active"  # expiring set of the flows in progress (the active-flows gauge)
 
 
 class FlowNotFound(Exception):
@@ -69,6 +70,7 @@ class FlowStore:
     def create(self, **fields: Any) -> FlowState:
         state = FlowState(id=secrets.token_urlsafe(24), **fields)
         self._store.put(self._key(state.id), state.to_json(), self._ttl(state))
+        self._store.track(ACTIVE_FLOWS, state.id, self._ttl(state))
         return state
 
     def load(self, flow_id: str) -> FlowState:
@@ -86,8 +88,12 @@ class FlowStore:
         return self._store.replace(self._key(old.id), old.to_json(), new.to_json(), self._ttl(new))
 
     def finish(self, state: FlowState) -> bool:
-        """Consume the flow: True for exactly one caller holding the current state."""
-        return self._store.replace(self._key(state.id), state.to_json(), "finished", 30)
+        """Consume the flow: True for exactly one caller holding the current state. Nothing is
+        left behind: a finished flow is as absent as one that never existed."""
+        finished = self._store.delete_if(self._key(state.id), state.to_json())
+        if finished:
+            self._store.untrack(ACTIVE_FLOWS, state.id)
+        return finished
 
     def _ttl(self, state: FlowState) -> float:
         return max(1.0, state.expires_at - self._clock.now())

@@ -28,7 +28,7 @@ class SigningKeys:
     @classmethod
     def load_or_create(cls, path: Path) -> SigningKeys:
         if not path.exists():
-            _write(path, [_new_key()])
+            _create(path, [_new_key()])
         return cls.load(path)
 
     @classmethod
@@ -63,6 +63,19 @@ def rotate(path: Path) -> str:
 def _new_key() -> RSAKey:
     kid = time.strftime("%Y%m%d") + "-" + secrets.token_hex(4)
     return RSAKey.generate_key(2048, parameters={"kid": kid, "use": "sig", "alg": ALGORITHM}, private=True)
+
+
+def _create(path: Path, keys: list[RSAKey]) -> None:
+    """Write a new key file unless one appears meanwhile: gunicorn workers (or instances on a
+    shared volume) starting at once must all sign with the same key, the first one written."""
+    temporary = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    _write(temporary, keys)
+    try:
+        os.link(temporary, path)  # atomic, and refuses to replace an existing file
+    except FileExistsError:
+        pass
+    finally:
+        temporary.unlink()
 
 
 def _write(path: Path, keys: list[RSAKey]) -> None:

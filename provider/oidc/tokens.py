@@ -231,10 +231,11 @@ class TokenService:
         if text is None:
             return None
         record = json.loads(text)
-        grant_id = record.get("authorization", record)["grant_id"]
-        if record.get("used") or not self._store.replace(key, text, json.dumps({**record, "used": True}), remember):
-            self.revoke_family(grant_id)
-            authorization = record.get("authorization", record)
+        authorization = record.get("authorization", record)
+        # The tombstone keeps only what a replay needs: whose family to revoke, and for the audit.
+        used = json.dumps({"used": True, **{k: authorization[k] for k in ("grant_id", "user_id", "client_id")}})
+        if record.get("used") or not self._store.replace(key, text, used, remember):
+            self.revoke_family(authorization["grant_id"])
             audit("token.reuse_detected", user_id=authorization["user_id"], client_id=authorization["client_id"],
                   reason=key.split(":")[0] + " presented twice; its grant is revoked", outcome="revoked")
             return None

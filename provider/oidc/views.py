@@ -102,6 +102,7 @@ def authorize():
         return _authorization_response(grant.request, _login_from(sso, flow), status=302)
     state = app.engine.start(flow=flow, client_id=grant.client.get_client_id(),
                              request=_single_values(grant.request), browser_token=browser_token())
+    audit("login.started", client_id=state.client_id, flow=flow, ip=request.remote_addr)
     session[RESTART] = _restart_path(grant.request)
     return redirect(url_for("login.show", flow_id=state.id), 302)
 

@@ -20,6 +20,7 @@ class MemoryStateStore:
         self._clock = clock or SystemClock()
         self._lock = threading.Lock()
         self._entries: dict[str, tuple[str, float]] = {}
+        self._sets: dict[str, dict[str, float]] = {}  # expiring sets: index -> member -> expires_at
         self._next_sweep = self._clock.now() + SWEEP_INTERVAL
 
     def __len__(self) -> int:
@@ -71,6 +72,13 @@ class MemoryStateStore:
             self._write(key, value, ttl)
             return True
 
+    def delete_if(self, key: str, expected: str) -> bool:
+        with self._lock:
+            if self._live(key) != expected:
+                return False
+            del self._entries[key]
+            return True
+
     def incr(self, key: str, ttl: float) -> int:
         require_positive_ttl(ttl)
         with self._lock:
@@ -90,6 +98,23 @@ class MemoryStateStore:
                 return False
             self._write(key, str(value), ttl)
             return True
+
+    def track(self, index: str, member: str, ttl: float) -> None:
+        require_positive_ttl(ttl)
+        with self._lock:
+            now = self._clock.now()
+            self._sets.setdefault(index, {})[member] = now + ttl
+            if now >= self._next_sweep:
+                self._sweep(now)
+
+    def untrack(self, index: str, member: str) -> None:
+        with self._lock:
+            self._sets.get(index, {}).pop(member, None)
+
+    def tracked(self, index: str) -> int:
+        now = self._clock.now()
+        with self._lock:
+            return sum(1 for expires_at in self._sets.get(index, {}).values() if expires_at > now)
 
     def ping(self) -> None:
         """Always reachable: it is this process."""
@@ -116,4 +141,10 @@ class MemoryStateStore:
         expired = [key for key, (_, expires_at) in self._entries.items() if expires_at <= now]
         for key in expired:
             del self._entries[key]
+        for index, members in list(self._sets.items()):
+            live = {member: expires_at for member, expires_at in members.items() if expires_at > now}
+            if live:
+                self._sets[index] = live
+            else:
+                del self._sets[index]
         self._next_sweep = now + SWEEP_INTERVAL

@@ -1,6 +1,13 @@
-"""The ``redis://`` and ``rediss://`` state store: records shared by every instance of the
-provider. Each operation is one native command or one small Lua script, so it is atomic on
-the server whatever the number of clients (see ``StateStore`` for the contract)."""
+"""The ``redis://``, ``rediss://`` and ``redis+sentinel://`` state store: records shared by every
+instance of the provider. Each operation is one native command or one small Lua script, so it is
+atomic on the server whatever the number of clients (see ``StateStore`` for the contract).
+
+Every process keeps one bounded pool of connections (``pool_size``); a call waits at most
+``timeout`` seconds for a free connection, to connect, and for the answer. Behind Sentinel the
+pool asks the sentinels where the primary is whenever it opens a connection, so after a failover
+the first call on a connection to the old primary fails (ServiceUnavailable) and the next one
+reaches the new primary.
+"""
 from __future__ import annotations
 
 import functools
@@ -14,7 +21,8 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from provider.errors import ConfigurationError, ServiceUnavailable
-from provider.storage.state import DEFAULT_TIMEOUT, require_positive_ttl
+from provider.storage.sentinel import SENTINEL_SCHEMES, sentinel_client
+from provider.storage.state import DEFAULT_POOL_SIZE, DEFAULT_TIMEOUT, require_positive_ttl
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -41,6 +49,14 @@ end
 return 0
 """
 
+# DEL only if the current value is ARGV[1].
+DELETE_IF = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
 # SET ARGV[1] only if it is greater than the current number (or there is none); a current
 # value that is not a number fails the script, as int() fails in the memory store.
 RAISE_TO = """
@@ -50,6 +66,26 @@ if current and tonumber(current) >= tonumber(ARGV[1]) then
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1
+"""
+
+# An expiring set: a sorted set whose scores are the members' expiry times (server clock, in
+# milliseconds). Expired members are dropped whenever the set is written or counted.
+TRACK = """
+local now = redis.call('TIME')
+local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ms)
+redis.call('ZADD', KEYS[1], ms + tonumber(ARGV[2]), ARGV[1])
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 1
+"""
+
+TRACKED = """
+local now = redis.call('TIME')
+local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ms)
+return redis.call('ZCARD', KEYS[1])
 """
 
 
@@ -78,23 +114,29 @@ class RedisStateStore:
         self._incr = client.register_script(INCR_WITH_EXPIRY)
         self._replace = client.register_script(REPLACE)
         self._raise_to = client.register_script(RAISE_TO)
+        self._delete_if = client.register_script(DELETE_IF)
+        self._track = client.register_script(TRACK)
+        self._tracked = client.register_script(TRACKED)
 
     @classmethod
     def from_url(
-        cls, url: str, prefix: str = "twostep:", timeout: float = DEFAULT_TIMEOUT
+        cls, url: str, prefix: str = "twostep:", timeout: float = DEFAULT_TIMEOUT,
+        pool_size: int = DEFAULT_POOL_SIZE,
     ) -> RedisStateStore:
-        """Connect lazily (the first call connects) with every call bounded by ``timeout``.
+        """Connect lazily (the first call connects) with every call bounded by ``timeout``:
+        waiting for one of the ``pool_size`` connections, connecting, and reading the answer.
 
         No retries: a retried GETDEL or INCR whose first reply was lost would apply twice.
         """
+        options = {"socket_timeout": timeout, "socket_connect_timeout": timeout,
+                   "retry": Retry(NoBackoff(), 0), "decode_responses": True}
         try:
-            client = redis.Redis.from_url(
-                url,
-                socket_timeout=timeout,
-                socket_connect_timeout=timeout,
-                retry=Retry(NoBackoff(), 0),
-                decode_responses=True,
-            )
+            if urlsplit(url).scheme.lower() in SENTINEL_SCHEMES:
+                client = sentinel_client(url, pool_size=pool_size, timeout=timeout, **options)
+            else:
+                pool = redis.BlockingConnectionPool.from_url(url, max_connections=pool_size, timeout=timeout,
+                                                             **options)
+                client = redis.Redis(connection_pool=pool)
         except ValueError as exc:
             raise ConfigurationError(f"state store URL {_without_credentials(url)}: {exc}") from exc
         return cls(client, prefix)
@@ -129,6 +171,10 @@ class RedisStateStore:
         return self._replace(keys=keys, args=[expected, value, _milliseconds(ttl)]) == 1
 
     @_unavailable_when_unreachable
+    def delete_if(self, key: str, expected: str) -> bool:
+        return self._delete_if(keys=[self._prefix + key], args=[expected]) == 1
+
+    @_unavailable_when_unreachable
     def incr(self, key: str, ttl: float) -> int:
         return int(self._incr(keys=[self._prefix + key], args=[_milliseconds(ttl)]))
 
@@ -138,14 +184,33 @@ class RedisStateStore:
         return self._raise_to(keys=keys, args=[int(value), _milliseconds(ttl)]) == 1
 
     @_unavailable_when_unreachable
+    def track(self, index: str, member: str, ttl: float) -> None:
+        self._track(keys=[self._prefix + index], args=[member, _milliseconds(ttl)])
+
+    @_unavailable_when_unreachable
+    def untrack(self, index: str, member: str) -> None:
+        self._client.zrem(self._prefix + index, member)
+
+    @_unavailable_when_unreachable
+    def tracked(self, index: str) -> int:
+        return int(self._tracked(keys=[self._prefix + index]))
+
+    @_unavailable_when_unreachable
     def ping(self) -> None:
         self._client.ping()
 
+    def close(self) -> None:
+        """Close the pooled connections (a worker shutting down)."""
+        self._client.close()
+
     def _describe_failure(self, exc: Exception) -> str:
         """What went wrong and where, for the log: host, port and database, no credentials."""
-        options = self._client.connection_pool.connection_kwargs
+        pool = self._client.connection_pool
+        options = pool.connection_kwargs
         host, port = options.get("host", "localhost"), options.get("port", 6379)
         where = options.get("path") or f"{host}:{port}"
+        if hasattr(pool, "service_name"):
+            where = f"Sentinel service {pool.service_name}"
         message = str(exc)
         password = options.get("password")
         if password:

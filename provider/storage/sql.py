@@ -25,6 +25,7 @@ metadata = sqlalchemy.MetaData()
 ACCEPTED_SCHEMES = ("sqlite://", "postgresql://")
 SQLITE_BUSY_TIMEOUT_MS = 5000
 POSTGRES_CONNECT_TIMEOUT_S = "10"
+SCHEMA_LOCK = 0x7477_6F73_7465_70  # "twostep": the advisory lock held while creating tables
 
 
 def open_database(url: str, base_dir: pathlib.Path) -> sqlalchemy.Engine:
@@ -41,8 +42,16 @@ def open_database(url: str, base_dir: pathlib.Path) -> sqlalchemy.Engine:
 
 
 def ensure_schema(engine: sqlalchemy.Engine) -> None:
-    """Create the tables registered on ``metadata`` that do not exist yet."""
-    metadata.create_all(engine)
+    """Create the tables registered on ``metadata`` that do not exist yet.
+
+    On PostgreSQL, under a transaction-scoped advisory lock: gunicorn workers or instances
+    starting together on an empty database would otherwise race to create the same tables,
+    and the loser's worker would fail to boot.
+    """
+    with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(sqlalchemy.text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK})
+        metadata.create_all(connection)
 
 
 @contextmanager

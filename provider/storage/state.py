@@ -9,8 +9,9 @@ from urllib.parse import urlsplit
 from provider.clock import Clock
 from provider.errors import ConfigurationError
 
-ACCEPTED_SCHEMES = ("memory", "redis", "rediss")
+ACCEPTED_SCHEMES = ("memory", "redis", "rediss", "redis+sentinel")
 DEFAULT_TIMEOUT = 2.0
+DEFAULT_POOL_SIZE = 16
 
 
 class StateStore(Protocol):
@@ -25,7 +26,8 @@ class StateStore(Protocol):
     atomic across keys or across calls, so a read-modify-write must not be written as
     ``get`` then ``put``: use ``take`` or ``swap`` to consume something once, ``add`` to
     create something once, ``replace`` (compare-and-set on a version in the value) to update
-    it, ``incr`` for counters and ``raise_to`` for monotonic high-water marks. ``put`` is
+    it, ``incr`` for counters and ``raise_to`` for monotonic high-water marks (``delete_if`` to
+consume a record whose value must still be the one read). ``put`` is
     last-writer-wins.
 
     Expiry is decided by the store (an injected clock for memory, the server for Redis) and
@@ -63,6 +65,10 @@ class StateStore(Protocol):
     def replace(self, key: str, expected: str, value: str, ttl: float) -> bool:
         """Compare-and-set: store ``value`` only if the current value equals ``expected``."""
 
+    def delete_if(self, key: str, expected: str) -> bool:
+        """Compare-and-delete: remove the key only if its value equals ``expected``; True if
+        this call removed it. Consumes a record exactly once without leaving a tombstone."""
+
     def incr(self, key: str, ttl: float) -> int:
         """Add one to a counter and return the new count.
 
@@ -79,6 +85,19 @@ class StateStore(Protocol):
         including the expiry.
         """
 
+    def track(self, index: str, member: str, ttl: float) -> None:
+        """Add ``member`` to the expiring set ``index`` for ``ttl`` seconds (again: renew it).
+
+        Each member expires on its own; the set exists to be counted (active flows), so it
+        costs one small record per member and no scan of the keyspace.
+        """
+
+    def untrack(self, index: str, member: str) -> None:
+        """Remove ``member`` from the expiring set ``index`` (absent: nothing happens)."""
+
+    def tracked(self, index: str) -> int:
+        """How many members of the expiring set ``index`` have not expired."""
+
     def ping(self) -> None:
         """Return if the store answers; raise ServiceUnavailable if not (health checks)."""
 
@@ -89,12 +108,14 @@ def open_state_store(
     prefix: str = "twostep:",
     *,
     timeout: float = DEFAULT_TIMEOUT,
+    pool_size: int = DEFAULT_POOL_SIZE,
 ) -> StateStore:
     """The store the configured URL names.
 
     ``memory://`` keeps records in this process (a single instance; its own namespace, so
-    ``prefix`` does not apply); ``redis://`` and ``rediss://`` share them between instances,
-    every key written as ``prefix + key`` and every call bounded by ``timeout`` seconds.
+    ``prefix`` does not apply); ``redis://``, ``rediss://`` (TLS) and ``redis+sentinel://``
+    share them between instances, every key written as ``prefix + key``, at most ``pool_size``
+    connections per process and every call bounded by ``timeout`` seconds.
     ``clock`` decides expiry for the memory store only; Redis expires keys by its own clock.
     """
     scheme = urlsplit(url).scheme.lower()
@@ -103,10 +124,10 @@ def open_state_store(
         from provider.storage.memory import MemoryStateStore
 
         return MemoryStateStore(clock)
-    if scheme in ("redis", "rediss"):
+    if scheme in ("redis", "rediss", "redis+sentinel"):
         from provider.storage.redis import RedisStateStore
 
-        return RedisStateStore.from_url(url, prefix=prefix, timeout=timeout)
+        return RedisStateStore.from_url(url, prefix=prefix, timeout=timeout, pool_size=pool_size)
     accepted = ", ".join(f"{name}://" for name in ACCEPTED_SCHEMES)
     raise ConfigurationError(
         f"state store URL scheme {scheme + '://' if scheme else '(none)'} is not supported; "

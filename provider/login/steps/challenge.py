@@ -1,4 +1,5 @@
-"""The challenge step: prove a factor the user is registered for.
+"""The challenge step: prove a factor the user is registered for (or, for an
+administrator-managed channel such as RSA, the factor every user is taken to have).
 
 Skipped when a listed channel's factor was already proven in this login (by enrolment). With
 several registrations, the most recently used comes first, with a way to use another.
@@ -44,8 +45,12 @@ class ChallengeStep(Step):
         return Next(outcome.state.proved(channel.amr, channel.name)) if isinstance(outcome, Next) else outcome
 
     def _registrations(self, state: FlowState, services) -> list:
-        """The user's registrations for this step's channels, most recently used first."""
-        return [e for e in services.enrollments.list(state.user_id) if e.channel in self.options.channels]
+        """The user's registrations for this step's channels, most recently used first; then
+        those of administrator-managed channels (RSA), which every user has."""
+        stored = [e for e in services.enrollments.list(state.user_id) if e.channel in self.options.channels]
+        managed = [services.channels[name].registration_for(state.user_id, services)
+                   for name in self.options.channels if not services.channels[name].self_enrollment]
+        return stored + [e for e in managed if e is not None]
 
     @staticmethod
     def _current(state: FlowState, registrations: list):

@@ -4,7 +4,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from provider.audit import audit
-from provider.errors import AccountDisabled, InvalidCredentials, ServiceUnavailable
+from provider.errors import (
+    AccountDisabled,
+    AccountLocked,
+    AccountSetupIncomplete,
+    InvalidCredentials,
+    ServiceUnavailable,
+)
 from provider.login.outcomes import Next, Render, Stay, Submitted
 from provider.login.services import Services
 from provider.login.state import FlowState
@@ -27,10 +33,10 @@ class PasswordStep(Step):
             return Stay(state, "Enter your username and password.")
         try:
             user = services.directory.authenticate(username, password)
-        except (InvalidCredentials, AccountDisabled) as error:
+        except (InvalidCredentials, AccountDisabled, AccountLocked) as error:
             audit("login.failed", username=username, client_id=state.client_id, flow=state.flow,
                   ip=services.client_ip, outcome="failure", reason=error.code)
             return Stay(state, error.user_message, failed=True)
-        except ServiceUnavailable as error:
+        except (ServiceUnavailable, AccountSetupIncomplete) as error:
             return Stay(state, error.user_message)
         return Next(state.evolve(user_id=user.id, username=user.username).proved("pwd"))
