@@ -152,7 +152,8 @@ def create_app(path: str | None = None, *, clock: Clock | None = None) -> Flask:
     app = Flask(__name__, template_folder=str(TEMPLATES), static_folder=str(TEMPLATES / "static"))
     app.secret_key = settings.secret_key.get_secret_value()
     app.extensions["twostep"] = twostep
-    web.install(app, https=settings.is_https)
+    web.install(app, https=settings.is_https, image_origin=settings.branding.logo_origin)
+    app.jinja_env.globals["branding"] = settings.branding
     app.wsgi_app = TrustedProxies(app.wsgi_app, settings.trusted_proxies)
     twostep.server.init_app(app)
     app.register_blueprint(oidc_views.bp)

@@ -190,6 +190,29 @@ class LockoutSettings(Model):
     ip_window: int = Field(3600, ge=60, description="seconds")
 
 
+class BrandingSettings(Model):
+    """What users see above every screen."""
+
+    name: str = Field("twostep", min_length=1, max_length=64)
+    logo_url: str | None = Field(None, description="a path on this server or an https URL")
+
+    @field_validator("logo_url")
+    @classmethod
+    def _local_or_https(cls, url: str | None) -> str | None:
+        if url is not None and not (url.startswith("/") and not url.startswith("//")) \
+                and urlsplit(url).scheme != "https":
+            raise ValueError("a path starting with / or an https:// URL")
+        return url
+
+    @property
+    def logo_origin(self) -> str | None:
+        """The logo's origin when it is elsewhere: the Content-Security-Policy must allow it."""
+        if self.logo_url and self.logo_url.startswith("https://"):
+            parts = urlsplit(self.logo_url)
+            return f"{parts.scheme}://{parts.netloc}"
+        return None
+
+
 class DemoUser(Model):
     username: str
     password: SecretStr
@@ -224,6 +247,7 @@ class Settings(Model):
     encryption_key: SecretStr | None = None
     encryption_keys: list[SecretStr] = Field([], description="older keys, still read, for rotation")
     lockout: LockoutSettings = LockoutSettings()
+    branding: BrandingSettings = BrandingSettings()
     trusted_proxies: list[IPvAnyNetwork] = Field([], description="whose X-Forwarded-For is believed")
     keys: KeySettings = KeySettings()
     directory: DirectorySettings = BuiltinDirectorySettings(type="builtin")
@@ -381,7 +405,8 @@ def _load_channels(spec: Any, path: Path, problems: _Problems) -> dict[str, Chan
             channels[str(name)] = cls(str(name), cls.Settings.model_validate(options))
         except ValidationError as error:
             for e in error.errors():
-                problems.add(path, _join(f"channels.{name}", ".".join(map(str, e["loc"]))), _expected(e))
+                problems.add(path, _join(f"channels.{name}", ".".join(map(str, e["loc"]))),
+                             _expected(e, cls.Settings))
     return channels
 
 
@@ -561,18 +586,19 @@ def _yaml_path(raw: Any, loc: tuple) -> list:
     return path
 
 
-def _expected(error: Any) -> str:
+def _expected(error: Any, root: type[BaseModel] | None = None) -> str:
+    """What was expected, in words; `root` is the model the error's location starts from."""
     if error["type"] == "extra_forbidden":
-        allowed = _allowed_keys(error["loc"][:-1])
+        allowed = _allowed_keys(error["loc"][:-1], root or Settings)
         return "unknown key" + (f"; expected one of: {', '.join(allowed)}" if allowed else "")
     if error["type"] == "missing":
         return "required, but missing"
     return error["msg"].removeprefix("Value error, ")
 
 
-def _allowed_keys(loc: tuple) -> list[str]:
+def _allowed_keys(loc: tuple, root: type[BaseModel]) -> list[str]:
     """The keys the model at this pydantic location accepts (for "unknown key" messages)."""
-    node: Any = Settings
+    node: Any = root
     for part in loc:
         models = _models_in(node)
         if isinstance(part, int):

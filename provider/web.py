@@ -41,7 +41,7 @@ def error_page(message: str, status: int, restart: str | None = None) -> tuple[s
     return render_template("error.html", message=message, restart=restart), status
 
 
-def install(app: Flask, *, https: bool) -> None:
+def install(app: Flask, *, https: bool, image_origin: str | None = None) -> None:
     """Cookie settings, the CSRF helper for templates, security headers and error pages."""
     app.config.update(
         SESSION_COOKIE_NAME="__Host-twostep" if https else "twostep",
@@ -53,11 +53,15 @@ def install(app: Flask, *, https: bool) -> None:
     )
     app.jinja_env.globals["csrf_token"] = csrf_token
 
+    # data: for the enrolment QR code (an inline PNG); an operator's logo may live elsewhere.
+    images = " ".join(filter(None, ["'self'", "data:", image_origin]))
+    csp = f"default-src 'self'; img-src {images}; frame-ancestors 'none'"
+
     @app.after_request
     def security_headers(response: Response) -> Response:
         if response.mimetype == "text/html":
             response.headers.setdefault(
-                "Content-Security-Policy", "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'")
+                "Content-Security-Policy", csp)
             response.headers.setdefault("X-Frame-Options", "DENY")
             response.headers.setdefault("Referrer-Policy", "no-referrer")
             response.headers.setdefault("Cache-Control", "no-store")

@@ -170,9 +170,9 @@ def test_the_qr_code_is_displayed(open_visitor, served):
 
 
 def test_branding_names_the_issuer_and_shows_its_logo(open_visitor, serve, tmp_path):
-    served = serve(demo_settings(tmp_path))
-    # What a `branding: {name, logo_url}` setting will hand every template (not wired yet).
-    served.app.context_processor(lambda: {"branding": {"name": "Example CX", "logo_url": "/static/favicon.svg"}})
+    settings = demo_settings(tmp_path)
+    settings["branding"] = {"name": "Example CX", "logo_url": "/static/favicon.svg"}
+    served = serve(settings)
     visitor = open_visitor("phone")
     visitor.open(f"{served.url}/demo/")
     visitor.press("Sign in")

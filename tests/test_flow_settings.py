@@ -90,11 +90,12 @@ def test_check_config_warns(tmp_path, capsys):
     assert "flow default: password -> enroll" in out
 
 
-def test_demo_settings_use_the_totp_flow():
+def test_demo_settings_offer_the_app_and_sms():
     loaded = load_settings("config/demo.yaml", environ={})
-    steps = [step.type_name for step in loaded.parsed_flows["default"].steps]
-    assert steps == ["password", "enroll", "challenge"]
-    assert loaded.warnings == []
+    steps = loaded.parsed_flows["default"].steps
+    assert [step.type_name for step in steps] == ["password", "enroll", "challenge"]
+    assert steps[1].options.channels == ["totp", "sms"]
+    assert [w.split(":")[0] for w in loaded.warnings] == ["channels.sms.gateway"]  # the console gateway
 
 
 def test_check_config_warns_about_unsafe_production_settings(tmp_path, capsys):
@@ -110,3 +111,8 @@ def test_check_config_warns_about_unsafe_production_settings(tmp_path, capsys):
     for expected in ("issuer: http on a non-loopback host", "secret_key: shorter than 43 characters",
                      "clients.0.require_pkce: false", "lockout.threshold: 0", "lockout.ip_threshold: 0"):
         assert f"warning: {expected}" in out, expected
+
+
+def test_an_unknown_channel_key_lists_the_channels_own_keys(tmp_path):
+    found = problems(tmp_path, settings({"default": ["password"]}, channels={"app": {"type": "totp", "colour": 1}}))
+    assert len(found) == 1 and ": channels.app.colour: unknown key; expected one of: algorithm, digits," in found[0]

@@ -55,3 +55,14 @@ def test_token_responses_are_not_cached(twostep):
     rp = twostep.rp()
     response = rp.token_request({"grant_type": "authorization_code", "code": "nope"})
     assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_a_logo_elsewhere_is_allowed_by_the_csp(serve, tmp_path):
+    settings = base_settings(tmp_path, "memory://")
+    settings["branding"] = {"name": "Example CX", "logo_url": "https://cdn.example.com/logo.svg"}
+    served = serve(settings)
+    rp = served.rp()
+    page = rp.browser.get(f"{served.url}/authorize", params=rp.authorize_params())
+    assert page.headers["Content-Security-Policy"] == (
+        "default-src 'self'; img-src 'self' data: https://cdn.example.com; frame-ancestors 'none'")
+    assert 'src="https://cdn.example.com/logo.svg"' in page.text and "Example CX" in page.text

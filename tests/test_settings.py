@@ -107,7 +107,7 @@ def test_valid_settings_become_frozen_typed_models(tmp_path: Path, valid: dict[s
 
 # (dotted path to change, new value, the YAML path the problem names, what it must say)
 BAD_SETTINGS = [
-    ("colour", "red", "colour", "unknown key; expected one of: channels, clients, demo, directory"),
+    ("colour", "red", "colour", "unknown key; expected one of: branding, channels, clients, demo, directory"),
     ("clients.0.colour", "red", "clients.0.colour", "unknown key; expected one of: client_id, client_secret"),
     ("directory.password_hash.colour", 1, "directory.password_hash.colour", "expected one of: memory_cost"),
     ("tokens.colour", 1, "tokens.colour", "expected one of: access_token_ttl"),

@@ -217,11 +217,13 @@ def test_choose_a_method_when_several_can_enrol(serve, tmp_path, state_url):
     settings = totp_settings(tmp_path, state_url, {"default": [
         "password", {"enroll": {"channels": ["totp", "backup_app"]}},
         {"challenge": {"channels": ["totp", "backup_app"]}}]})
-    settings["channels"]["backup_app"] = {"type": "totp", "issuer": "Example CX backup", "digits": 8}
+    settings["channels"]["backup_app"] = {"type": "totp", "issuer": "Example CX backup", "digits": 8,
+                                          "label": "Backup authenticator"}
     served = serve(settings)
     rp = served.rp()
     choose = rp.submit(rp.authorize(), username="agent", password=PASSWORD)
     assert isinstance(choose, Page) and "Choose how you want to prove" in choose.html
+    assert ">Authenticator app</button>" in choose.html and ">Backup authenticator</button>" in choose.html
     page = rp.submit(choose, use="backup_app")
     assert "Enter the 8-digit code" in page.html or "8-digit" in page.html
 

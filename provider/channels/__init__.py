@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from provider.enrollment import Enrollment
 from provider.login.outcomes import Render, Submitted
@@ -22,6 +22,8 @@ CHANNEL_TYPES: dict[str, type[Channel]] = {}
 class ChannelSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     type: str
+    label: str | None = Field(None, min_length=1, max_length=64,
+                              description="what users are offered; default: the channel type's own")
 
 
 class Channel:
@@ -43,6 +45,11 @@ class Channel:
     def __init__(self, name: str, settings: ChannelSettings) -> None:
         self.name = name
         self.settings = settings
+
+    @property
+    def display_label(self) -> str:
+        """The operator's label for this channel, else its type's (two apps need two names)."""
+        return self.settings.label or self.label
 
     def warnings(self) -> list[str]:
         """Settings that work but that an operator should know about (check-config)."""

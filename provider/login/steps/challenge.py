@@ -29,7 +29,7 @@ class ChallengeStep(Step):
             return Render("message", {"message": NOT_SET_UP})
         current = self._current(state, registrations)
         screen = services.channels[current.channel].challenge_show(state, current, services)
-        others = [{"name": e.channel, "label": services.channels[e.channel].label}
+        others = [{"name": e.channel, "label": services.channels[e.channel].display_label}
                   for e in registrations if e.channel != current.channel]
         return Render(screen.screen, {**screen.values, "others": others}, state=screen.state)
 

@@ -54,7 +54,7 @@ class EnrollStep(Step):
             return Render("message", {"message": CLOSED})
         channel = self._chosen(state, services)
         if channel is None:
-            options = [{"name": n, "label": services.channels[n].label} for n in self.options.channels]
+            options = [{"name": n, "label": services.channels[n].display_label} for n in self.options.channels]
             return Render("enroll_choose", {"options": options})
         return channel.enroll_show(state, services)
 
