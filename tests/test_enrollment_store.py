@@ -40,21 +40,6 @@ def enrollment(channel: str = "totp", user_id: str = "alice", **changes: object)
     return dataclasses.replace(base, **changes)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'twostep.db'}"
-    return request.getfixturevalue("postgres_url")
-
-
-@pytest.fixture
-def engine(database_url: str, tmp_path: pathlib.Path) -> Iterator[sa.Engine]:
-    engine = open_database(database_url, tmp_path)
-    yield engine
-    metadata.drop_all(engine)  # the PostgreSQL database lives for the whole session
-    engine.dispose()
-
-
 @pytest.fixture
 def encryptor() -> Encryptor:
     return Encryptor.from_secrets(SECRET)
