@@ -70,7 +70,8 @@ def config_path(explicit: str | None = None) -> str:
 
 def build(settings: Settings, clock: Clock | None = None) -> Twostep:
     clock = clock or SystemClock()
-    state = open_state_store(settings.state.url, clock, prefix=settings.state.prefix)
+    state = open_state_store(settings.state.url, clock, prefix=settings.state.prefix,
+                             timeout=settings.state.timeout, pool_size=settings.state.pool_size)
     database = open_database(settings.storage.url, settings.base_dir) if _needs_database(settings) else None
     keycloak = keycloak_api(settings, clock)
     directory = open_directory(settings, database, keycloak)

@@ -199,10 +199,6 @@ class RedisStateStore:
     def ping(self) -> None:
         self._client.ping()
 
-    def close(self) -> None:
-        """Close the pooled connections (a worker shutting down)."""
-        self._client.close()
-
     def _describe_failure(self, exc: Exception) -> str:
         """What went wrong and where, for the log: host, port and database, no credentials."""
         pool = self._client.connection_pool

@@ -1,0 +1,1 @@
+"""The load generator and benchmark of twostep (``make bench``); not part of ``make test``."""
