@@ -53,3 +53,22 @@ def test_two_browsers_racing_on_one_flow_cannot_both_complete(serve, tmp_path, r
         clones.append(clone)
     results = race(lambda clone: clone.submit(page, username="agent", password=PASSWORD), clones)
     assert sum(isinstance(r, Callback) for r in results) == 1
+
+
+def test_one_sms_code_submitted_at_once_is_accepted_once(serve, tmp_path, redis_url, sms_gateway):
+    from tests.test_sms_login import GB, enrol, sms_settings, twilio_gateway
+
+    served = serve(sms_settings(tmp_path, redis_url, twilio_gateway(sms_gateway)))
+    enrol(served, sms_gateway, served.rp())
+    served.clock.advance(30)
+    rp = served.rp()
+    page = rp.submit(rp.authorize(), username="agent", password=PASSWORD)
+    assert isinstance(page, Page) and 'name="otp"' in page.html
+    code = sms_gateway.code_for(GB)
+    clones = []
+    for _ in range(RACERS):
+        clone = served.rp()
+        clone.browser.cookies = copy.deepcopy(rp.browser.cookies)
+        clones.append(clone)
+    results = race(lambda clone: clone.submit(page, otp=code), clones)
+    assert sum(isinstance(r, Callback) for r in results) == 1, [getattr(r, "error", r) for r in results][:3]

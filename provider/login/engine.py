@@ -67,6 +67,20 @@ class LoginEngine:
         """Submit the current step. None means: show the current step again."""
         if version != str(state.version):
             return None  # not the page of the current step: back button, double submit, crafted POST
+        # One submission of a flow at a time: a loser's "wrong" must not overwrite the state a
+        # racing winner is about to complete (compare-and-set alone would let both fail).
+        if not self._store.claim(state.id):
+            return None
+        try:
+            if self._store.load(state.id) != state:
+                return None  # moved on while this request waited
+            return self._submit(state, form, client_ip)
+        except FlowNotFound:
+            return None
+        finally:
+            self._store.release(state.id)
+
+    def _submit(self, state: FlowState, form: Mapping[str, str], client_ip: str | None) -> Done | Fail | None:
         services = self._for(client_ip)
         throttle = services.throttle
         if wait := throttle.wait(state.username, client_ip):

@@ -60,6 +60,9 @@ class FlowState:
         return cls(**raw)
 
 
+CLAIM_TTL = 30  # seconds: longer than the slowest step (an RSA call with its retries)
+
+
 class FlowStore:
     """FlowStates in a StateStore, under `flow:<id>`, expiring with the flow."""
 
@@ -94,6 +97,14 @@ class FlowStore:
         if finished:
             self._store.untrack(ACTIVE_FLOWS, state.id)
         return finished
+
+    def claim(self, flow_id: str) -> bool:
+        """Take the flow's submission lock (atomic add); False while another request holds it.
+        It expires by itself, so a crashed request blocks the flow for CLAIM_TTL at most."""
+        return self._store.add(f"flowlock:{flow_id}", "1", CLAIM_TTL)
+
+    def release(self, flow_id: str) -> None:
+        self._store.delete(f"flowlock:{flow_id}")
 
     def _ttl(self, state: FlowState) -> float:
         return max(1.0, state.expires_at - self._clock.now())
