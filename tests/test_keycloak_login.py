@@ -101,3 +101,16 @@ def test_a_refused_client_is_a_generic_page_and_a_log_line(served, keycloak, age
     assert response.status_code == 500
     assert "Sign-in is not configured correctly. Please contact your administrator." in response.text
     assert "invalid_client" in caplog.text and "Traceback" not in response.text
+
+
+def test_groups_claim_releases_the_keycloak_groups(serve, tmp_path, keycloak, agent) -> None:
+    settings = totp_settings(tmp_path, "memory://", {"default": ["password"]})
+    settings["directory"] = {**keycloak.directory_settings(), "groups_claim": "groups"}
+    served = serve(settings, users=())
+    rp = served.rp()
+    tokens = rp.login_tokens("agent", PASSWORD)
+    from joserfc import jwt
+
+    claims = jwt.decode(tokens["id_token"], served.services.keys.current, algorithms=["RS256"]).claims
+    assert claims["groups"] == ["support"]
+    assert rp.userinfo(tokens["access_token"]).json()["groups"] == ["support"]

@@ -58,7 +58,8 @@ BAD = [
     ("directory.timeout", 0, "directory.timeout", "greater than 0"),
     ("directory.timeout", 120, "directory.timeout", "less than or equal to 60"),
     ("directory.colour", "red", "directory.colour", "unknown key; expected one of: ca_file, client_id, client_secret,"
-                                                    " realm, timeout, type, url"),
+                                                    " groups_claim, realm, timeout, type, url"),
+    ("directory.groups_claim", "has space", "directory.groups_claim", "should match pattern"),
     ("directory.ca_file", "certs/missing.pem", "directory.ca_file", "no such file: "),
     ("directory.type", "ldap", "directory", "'builtin', 'keycloak'"),
     ("enrollments.type", "redis", "enrollments", "'sql', 'keycloak'"),

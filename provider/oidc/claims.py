@@ -6,7 +6,7 @@ from typing import Any
 from provider.directory import User
 
 
-def user_claims(user: User, scope: str) -> dict[str, Any]:
+def user_claims(user: User, scope: str, groups_claim: str | None = None) -> dict[str, Any]:
     scopes = set((scope or "").split())
     claims: dict[str, Any] = {"sub": user.id}
     if "profile" in scopes:
@@ -19,4 +19,6 @@ def user_claims(user: User, scope: str) -> dict[str, Any]:
     if "phone" in scopes and user.phone:
         claims["phone_number"] = user.phone
         claims["phone_number_verified"] = False
+    if groups_claim:  # the operator chose to release groups, as Keycloak's group mapper does
+        claims[groups_claim] = list(user.groups)
     return claims

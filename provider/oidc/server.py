@@ -198,7 +198,7 @@ class TwostepOpenIDCode(OpenIDCode):
                 "sid": authorization_code.authorization.sid}
 
     def generate_user_info(self, user: User, scope: str) -> UserInfo:
-        return UserInfo(user_claims(user, scope))
+        return UserInfo(user_claims(user, scope, self._server.groups_claim))
 
 
 def _client_secret_basic(query_client: Callable[[str], Client | None], request: OAuth2Request) -> Client | None:
@@ -253,6 +253,7 @@ class TwostepAuthorizationServer(AuthorizationServer):
         self.directory = directory
         self.clock = clock
         self._clients = {c.client_id: Client(c) for c in settings.clients}
+        self.groups_claim: str | None = getattr(settings.directory, "groups_claim", None)
         self.register_grant(AuthorizationCodeGrant,
                             [S256CodeChallenge(required=True), NoRequestObjects(), TwostepOpenIDCode(self)])
         self.register_grant(RefreshTokenGrant)

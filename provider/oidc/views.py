@@ -134,7 +134,8 @@ def userinfo():
     if user is None:
         # RFC 6750 3.1
         return jsonify(error="invalid_token"), 401, {"WWW-Authenticate": 'Bearer error="invalid_token"'}
-    return jsonify(user_claims(user, access.scope)), 200, {"Cache-Control": "no-store"}
+    claims = user_claims(user, access.scope, app.server.groups_claim)
+    return jsonify(claims), 200, {"Cache-Control": "no-store"}
 
 
 @bp.route("/logout", methods=["GET", "POST"])

@@ -95,6 +95,9 @@ class KeycloakDirectorySettings(Model):
     ca_file: str | None = Field(None, description="PEM file of the CAs to trust for Keycloak's certificate,"
                                                   " relative to this file (default: the system's)")
     timeout: float = Field(5.0, gt=0, le=60, description="seconds to wait for one answer from Keycloak")
+    groups_claim: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_.:-]{0,63}$",
+                                     description="release the user's groups in ID tokens and userinfo"
+                                                 " under this claim (like Keycloak's group membership mapper)")
 
     @field_validator("url")
     @classmethod
