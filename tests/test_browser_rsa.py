@@ -52,3 +52,15 @@ def test_the_three_errors_are_on_the_page(visitor, serve, tmp_path, radius_facto
         visitor.submit("Send", passcode=passcode)
         visitor.expect(HEADING, screen)
         assert visitor.error_for("passcode") == message
+
+
+@pytest.mark.parametrize("visitor", ["keyboard", "no-js", "phone"], indirect=True)
+def test_the_passcode_flow_completes_in_every_mode(visitor, serve, tmp_path, radius):
+    served = serve(demo_settings(tmp_path, rsa_channel(radius.transport()), FLOW))
+    visitor.sign_in_at_demo(served.url, "agent", PASSWORD)
+    visitor.expect(HEADING, "rsa-passcode")
+    if not visitor.mode.javascript:
+        assert visitor.page.locator("button.eye").is_hidden()  # no eye without its script; the field works
+    visitor.submit("Send", passcode=AGENT_PASSCODE)
+    visitor.expect("Demo application", "demo-signed-in")
+    assert visitor.claims()["amr"] == ["pwd", "otp", "mfa"]
