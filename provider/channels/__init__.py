@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from provider.enrollment import Enrollment
 from provider.login.outcomes import Render, Submitted
 from provider.login.state import FlowState
+from provider.registry import register
 
 CHANNEL_TYPES: dict[str, type[Channel]] = {}
 
@@ -35,12 +36,7 @@ class Channel:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        name = cls.__dict__.get("type_name")
-        if not name:
-            raise TypeError(f"{cls.__name__} must set type_name")
-        if name in CHANNEL_TYPES:
-            raise TypeError(f"channel type {name!r} is registered twice")
-        CHANNEL_TYPES[name] = cls
+        register(CHANNEL_TYPES, cls, "channel type")
 
     def __init__(self, name: str, settings: ChannelSettings) -> None:
         self.name = name

@@ -18,6 +18,8 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from provider.registry import register
+
 TRANSPORT_TYPES: dict[str, type[RsaTransport]] = {}
 
 
@@ -86,12 +88,7 @@ class RsaTransport:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        name = cls.__dict__.get("type_name")
-        if not name:
-            raise TypeError(f"{cls.__name__} must set type_name")
-        if name in TRANSPORT_TYPES:
-            raise TypeError(f"RSA transport type {name!r} is registered twice")
-        TRANSPORT_TYPES[name] = cls
+        register(TRANSPORT_TYPES, cls, "RSA transport type")
 
     def __init__(self, settings: TransportSettings) -> None:
         self.settings = settings

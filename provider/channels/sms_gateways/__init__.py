@@ -28,6 +28,8 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, PlainValidator, ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from provider.registry import register
+
 FailureKind = Literal["configuration", "recipient", "unavailable"]
 GATEWAY_TYPES: dict[str, type[SmsGateway]] = {}
 
@@ -69,12 +71,7 @@ class SmsGateway:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        name = cls.__dict__.get("type_name")
-        if not name:
-            raise TypeError(f"{cls.__name__} must set type_name")
-        if name in GATEWAY_TYPES:
-            raise TypeError(f"SMS gateway type {name!r} is registered twice")
-        GATEWAY_TYPES[name] = cls
+        register(GATEWAY_TYPES, cls, "SMS gateway type")
 
     def __init__(self, settings: GatewaySettings, where: str) -> None:
         self.settings = settings

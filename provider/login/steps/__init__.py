@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from provider.login.outcomes import Render, Submitted
 from provider.login.services import Services
 from provider.login.state import FlowState
+from provider.registry import register
 
 STEP_TYPES: dict[str, type[Step]] = {}
 
@@ -63,12 +64,7 @@ class Step:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        name = cls.__dict__.get("type_name")
-        if not name:
-            raise TypeError(f"{cls.__name__} must set type_name")
-        if name in STEP_TYPES:
-            raise TypeError(f"step type {name!r} is registered twice")
-        STEP_TYPES[name] = cls
+        register(STEP_TYPES, cls, "step type")
 
     def __init__(self, options: BaseModel) -> None:
         self.options = options
