@@ -25,6 +25,7 @@ from ipaddress import ip_address
 from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
+import requests
 from pydantic import BaseModel, ConfigDict, PlainValidator, ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
@@ -89,6 +90,27 @@ class SmsGateway:
     def warnings(self) -> list[str]:
         """Settings that work but that an operator should know about (check-config)."""
         return []
+
+
+class HttpCalling:
+    """For gateways that call a provider over HTTPS: one session each, and the faults of the
+    connection mapped to SendFailed kinds in one place (a TLS failure is our configuration)."""
+
+    label: str
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._session = requests.Session()
+
+    def _call(self, method: str, url: str, timeout: float, **options: Any) -> requests.Response:
+        try:
+            return self._session.request(method, url, timeout=timeout, allow_redirects=False, **options)
+        except requests.exceptions.SSLError as error:
+            raise SendFailed("configuration", f"TLS: {scrub(str(error))}", self.label) from None
+        except requests.Timeout:
+            raise SendFailed("unavailable", f"no answer within {timeout:g} s", self.label) from None
+        except requests.RequestException as error:
+            raise SendFailed("unavailable", f"cannot connect: {type(error).__name__}", self.label) from None
 
 
 def build_gateway(settings: GatewaySettings, where: str) -> SmsGateway:

@@ -12,11 +12,11 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-import requests
 from pydantic import Field, field_validator, model_validator
 
 from provider.channels.sms_gateways import (
     GatewaySettings,
+    HttpCalling,
     SendFailed,
     Sms,
     SmsGateway,
@@ -90,14 +90,10 @@ class HttpSettings(GatewaySettings):
         return False
 
 
-class HttpGateway(SmsGateway):
+class HttpGateway(HttpCalling, SmsGateway):
     type_name = "http"
     Settings = HttpSettings
     settings: HttpSettings
-
-    def __init__(self, settings: GatewaySettings, where: str) -> None:
-        super().__init__(settings, where)
-        self._session = requests.Session()
 
     @property
     def label(self) -> str:
@@ -107,15 +103,7 @@ class HttpGateway(SmsGateway):
         s = self.settings
         values = {"phone": sms.to, "message": sms.body}
         body = {"json": _fill(s.json_body, values)} if s.json_body is not None else {"data": _fill(s.form, values)}
-        try:
-            response = self._session.request(s.method, s.url, headers=s.headers, timeout=s.timeout,
-                                             verify=s.ca_file or True, allow_redirects=False, **body)
-        except requests.exceptions.SSLError as error:
-            raise SendFailed("configuration", f"TLS: {scrub(str(error))}", self.label) from None
-        except requests.Timeout:
-            raise SendFailed("unavailable", f"no answer within {s.timeout:g} s", self.label) from None
-        except requests.RequestException as error:
-            raise SendFailed("unavailable", f"cannot connect: {type(error).__name__}", self.label) from None
+        response = self._call(s.method, s.url, s.timeout, headers=s.headers, verify=s.ca_file or True, **body)
         with response:
             if s.accepts(response.status_code):
                 return self.label

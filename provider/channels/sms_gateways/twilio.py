@@ -22,6 +22,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from provider.channels.sms_gateways import (
     FailureKind,
     GatewaySettings,
+    HttpCalling,
     SendFailed,
     Sms,
     SmsGateway,
@@ -75,14 +76,10 @@ class TwilioSettings(GatewaySettings):
         return self
 
 
-class TwilioGateway(SmsGateway):
+class TwilioGateway(HttpCalling, SmsGateway):
     type_name = "twilio"
     Settings = TwilioSettings
     settings: TwilioSettings
-
-    def __init__(self, settings: GatewaySettings, where: str) -> None:
-        super().__init__(settings, where)
-        self._session = requests.Session()
 
     def send(self, sms: Sms) -> str:
         s = self.settings
@@ -92,15 +89,8 @@ class TwilioGateway(SmsGateway):
             form["MessagingServiceSid"] = s.messaging_service_sid
         else:
             form["From"] = s.sender or ""
-        try:
-            response = self._session.post(url, data=form, auth=(s.account_sid, s.auth_token.get_secret_value()),
-                                          timeout=s.timeout, allow_redirects=False)
-        except requests.exceptions.SSLError as error:
-            raise SendFailed("configuration", f"TLS: {scrub(str(error))}", self.label) from None
-        except requests.Timeout:
-            raise SendFailed("unavailable", f"no answer within {s.timeout:g} s", self.label) from None
-        except requests.RequestException as error:
-            raise SendFailed("unavailable", f"cannot connect: {type(error).__name__}", self.label) from None
+        response = self._call("POST", url, s.timeout, data=form,
+                              auth=(s.account_sid, s.auth_token.get_secret_value()))
         with response:
             if response.status_code in (200, 201):
                 return self.label
