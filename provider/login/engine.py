@@ -91,8 +91,10 @@ class LoginEngine:
             for channel in outcome.state.factors[len(state.factors):]:
                 audit("factor.verified", user_id=outcome.state.user_id, username=outcome.state.username,
                       channel=channel, client_id=state.client_id, flow=state.flow, ip=client_ip, outcome="success")
-        if isinstance(outcome, Stay | Next) and (wait := throttle.wait(outcome.state.username, client_ip)):
+        typed_now = isinstance(outcome, Stay | Next) and outcome.state.username != state.username
+        if typed_now and (wait := throttle.wait(outcome.state.username, client_ip)):
             # The username was only just typed: refused even when right, until the wait is over.
+            # (An unchanged username was checked above: no second round trip on every step.)
             return self._stay(state, Stay(outcome.state, throttled_message(wait)))
         if isinstance(outcome, Fail) or (isinstance(outcome, Stay) and outcome.failed):
             failed_as = outcome.state.username if isinstance(outcome, Stay) else state.username
